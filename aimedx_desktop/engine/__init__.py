@@ -1,0 +1,1 @@
+"""The engine: scans, readers, writers, networks, inference and training. No Qt below here."""

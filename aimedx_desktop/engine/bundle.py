@@ -1,0 +1,205 @@
+"""Model bundles: the two generators' weights plus a JSON model card, in one folder.
+
+    <bundle>/model_card.json   what the model is, how it was trained, its intensity contract
+    <bundle>/weights.pt        {"mr2ct": state_dict, "ct2mr": state_dict} of plain tensors
+
+Weights are loaded with `torch.load(weights_only=True)`, which refuses arbitrary pickled
+objects: a bundle is data, never code. Saving writes a temporary folder and renames it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aimedx_desktop.engine.intensity import IntensityContract
+from aimedx_desktop.engine.networks import GeneratorConfig, ResnetGenerator, init_weights
+from aimedx_desktop.engine.scan import Modality
+from aimedx_desktop.resources import models_dir
+
+CARD_NAME = "model_card.json"
+WEIGHTS_NAME = "weights.pt"
+BUNDLE_FORMAT = "aimedx-bundle"
+BUNDLE_FORMAT_VERSION = 1
+DIRECTIONS = ("mr2ct", "ct2mr")
+DEFAULT_MODEL_NAME = "default"
+
+
+class BundleError(Exception):
+    """A model bundle is missing, malformed or does not match its card."""
+
+
+def direction_name(source: Modality) -> str:
+    return f"{source.value.lower()}2{source.other.value.lower()}"
+
+
+@dataclass
+class ModelBundle:
+    """Two generators (MR→CT and CT→MR) and the card that describes them."""
+
+    card: dict[str, Any]
+    generators: dict[str, ResnetGenerator]
+    path: Path | None = None
+    contract: IntensityContract = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.contract = IntensityContract.from_dict(self.card["intensity"])
+        missing = set(DIRECTIONS) - set(self.generators)
+        if missing:
+            raise BundleError(f"bundle lacks generator(s): {', '.join(sorted(missing))}")
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", "unnamed"))
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "0"))
+
+    @property
+    def image_size(self) -> int:
+        return int(self.card.get("image_size", 256))
+
+    @property
+    def generator_config(self) -> GeneratorConfig:
+        return GeneratorConfig(**self.card["architecture"]["generator"])
+
+    def generator(self, source: Modality) -> ResnetGenerator:
+        """The generator that translates `source` into the other modality."""
+        return self.generators[direction_name(source)]
+
+    def describe(self) -> str:
+        """A human-readable summary of the model card."""
+        lines = [f"{self.name} {self.version}"]
+        for key in ("summary", "intended_use", "licence"):
+            if key in self.card:
+                lines.append(f"{key.replace('_', ' ')}: {self.card[key]}")
+        arch = self.card["architecture"]["generator"]
+        lines.append(
+            f"generator: ResNet, ngf={arch['ngf']}, blocks={arch['n_blocks']}, "
+            f"image size {self.image_size}"
+        )
+        lines.append(f"intensity: {json.dumps(self.card['intensity'])}")
+        if "metrics" in self.card:
+            lines.append(f"metrics: {json.dumps(self.card['metrics'])}")
+        return "\n".join(lines)
+
+
+def new_bundle(
+    name: str,
+    config: GeneratorConfig,
+    contract: IntensityContract,
+    image_size: int = 256,
+    version: str = "0.0.0",
+    seed: int | None = 0,
+    **card_fields: Any,
+) -> ModelBundle:
+    """A freshly initialised bundle (normal(0, 0.02) weights): the start of training, or tests."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    generators = {}
+    for direction in DIRECTIONS:
+        generator = ResnetGenerator.from_config(config)
+        init_weights(generator)
+        generators[direction] = generator.eval()
+    card = {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "name": name,
+        "version": version,
+        "architecture": {"generator": config.to_dict()},
+        "image_size": image_size,
+        "intensity": contract.to_dict(),
+        **card_fields,
+    }
+    return ModelBundle(card=card, generators=generators)
+
+
+def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
+    """Write the bundle folder atomically: a temporary sibling folder renamed into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        state = {d: {k: v.detach().cpu() for k, v in g.state_dict().items()} for d, g in bundle.generators.items()}
+        torch.save(state, staging / WEIGHTS_NAME)
+        (staging / CARD_NAME).write_text(json.dumps(bundle.card, indent=2) + "\n", encoding="utf-8")
+        if target.exists():
+            backup = target.with_name(f".{target.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            target.rename(backup)
+            staging.rename(target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    bundle.path = target
+    return target
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The model card of a bundle folder, validated."""
+    card_path = Path(path) / CARD_NAME
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{path}: not a model bundle (no {CARD_NAME})") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BundleError(f"{card_path}: unreadable model card ({error})") from None
+    if not isinstance(card, dict) or card.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{card_path}: not an {BUNDLE_FORMAT} model card")
+    if card.get("format_version", 0) > BUNDLE_FORMAT_VERSION:
+        raise BundleError(f"{card_path}: made by a newer AI-MEDX (format {card['format_version']})")
+    for key in ("architecture", "intensity"):
+        if key not in card:
+            raise BundleError(f"{card_path}: model card lacks '{key}'")
+    return card
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    """Load a bundle folder; raises BundleError with the reason on any problem."""
+    folder = Path(path)
+    card = read_card(folder)
+    try:
+        config = GeneratorConfig(**card["architecture"]["generator"])
+        state = torch.load(folder / WEIGHTS_NAME, map_location="cpu", weights_only=True)
+        generators = {}
+        for direction in DIRECTIONS:
+            generator = ResnetGenerator.from_config(config)
+            generator.load_state_dict(state[direction])
+            generators[direction] = generator.eval()
+        return ModelBundle(card=card, generators=generators, path=folder)
+    except BundleError:
+        raise
+    except FileNotFoundError:
+        raise BundleError(f"{folder}: model bundle has no {WEIGHTS_NAME}") from None
+    except Exception as error:  # torch raises many types for bad or mismatched weights
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BundleError(f"{folder}: weights do not load ({first_line})") from None
+
+
+def bundled_models() -> list[Path]:
+    """Bundle folders shipped in resources/models, the default first."""
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    found = sorted(p for p in root.iterdir() if (p / CARD_NAME).is_file())
+    return sorted(found, key=lambda p: p.name != DEFAULT_MODEL_NAME)
+
+
+def default_bundle_path() -> Path:
+    """The bundled default model; BundleError when this installation ships none."""
+    path = models_dir() / DEFAULT_MODEL_NAME
+    if not (path / CARD_NAME).is_file():
+        raise BundleError(
+            f"no default model is bundled (looked in {path}); pass --model BUNDLE_FOLDER"
+        )
+    return path

@@ -1,0 +1,165 @@
+"""The intensity contract: the one place that maps physical units to the network's [-1, 1].
+
+A model bundle declares one contract per modality:
+
+* CT: a fixed HU window [lo, hi] mapped linearly onto [-1, 1]; values outside are clipped.
+* MR: per-slice percentile scaling: the p_lo..p_hi percentile range of each slice maps onto
+  [-1, 1]. MR signal has no absolute unit, so synthetic MR is written on a fixed
+  arbitrary-unit range `synthetic_range`.
+
+Every mapping is a `LinearMap`, whose inverse is exact (to float precision) inside its window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from aimedx_desktop.engine.scan import Modality, Scan
+
+
+@dataclass(frozen=True)
+class LinearMap:
+    """Maps [lo, hi] in physical units linearly onto [-1, 1], clipping outside."""
+
+    lo: float
+    hi: float
+
+    def __post_init__(self) -> None:
+        if not self.hi > self.lo:
+            raise ValueError(f"empty intensity window [{self.lo}, {self.hi}]")
+
+    def to_model(self, values: np.ndarray) -> np.ndarray:
+        scaled = (np.asarray(values, dtype=np.float32) - self.lo) * (2.0 / (self.hi - self.lo)) - 1.0
+        return np.clip(scaled, -1.0, 1.0).astype(np.float32)
+
+    def from_model(self, values: np.ndarray) -> np.ndarray:
+        clipped = np.clip(np.asarray(values, dtype=np.float32), -1.0, 1.0)
+        return ((clipped + 1.0) * ((self.hi - self.lo) / 2.0) + self.lo).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CTContract:
+    """CT in HU, windowed to [lo_hu, hi_hu]."""
+
+    lo_hu: float = -1000.0
+    hi_hu: float = 1000.0
+
+    @property
+    def window(self) -> LinearMap:
+        return LinearMap(self.lo_hu, self.hi_hu)
+
+    def input_map(self, slice_values: np.ndarray) -> LinearMap:
+        return self.window
+
+    def output_map(self) -> LinearMap:
+        return self.window
+
+    def gray_to_hu(self, gray: np.ndarray, levels: int = 255) -> np.ndarray:
+        """Calibrate a display-windowed raster CT (gray 0..levels) back to HU on this window."""
+        return (np.asarray(gray, np.float32) / levels * (self.hi_hu - self.lo_hu) + self.lo_hu).astype(
+            np.float32
+        )
+
+
+@dataclass(frozen=True)
+class MRContract:
+    """MR signal scaled per slice by percentiles; synthetic MR written on a fixed range."""
+
+    p_lo: float = 0.0
+    p_hi: float = 99.5
+    synthetic_lo: float = 0.0
+    synthetic_hi: float = 1000.0
+
+    def input_map(self, slice_values: np.ndarray) -> LinearMap:
+        lo, hi = np.percentile(slice_values, [self.p_lo, self.p_hi])
+        if hi <= lo:  # a flat slice: any non-empty window maps it to one value
+            hi = lo + 1.0
+        return LinearMap(float(lo), float(hi))
+
+    def output_map(self) -> LinearMap:
+        return LinearMap(self.synthetic_lo, self.synthetic_hi)
+
+
+@dataclass(frozen=True)
+class IntensityContract:
+    """The pair of per-modality contracts that a model bundle was trained with."""
+
+    ct: CTContract
+    mr: MRContract
+
+    def for_modality(self, modality: Modality) -> CTContract | MRContract:
+        return self.ct if modality is Modality.CT else self.mr
+
+    def input_map(self, modality: Modality, slice_values: np.ndarray) -> LinearMap:
+        return self.for_modality(modality).input_map(slice_values)
+
+    def output_map(self, modality: Modality) -> LinearMap:
+        return self.for_modality(modality).output_map()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ct": {"kind": "hu_window", **asdict(self.ct)},
+            "mr": {"kind": "percentile", **asdict(self.mr)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "IntensityContract":
+        try:
+            return cls(ct=_build(CTContract, data["ct"]), mr=_build(MRContract, data["mr"]))
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"malformed intensity contract: {error}") from None
+
+
+def _build(kind: type, values: dict[str, Any]) -> Any:
+    """Build a contract from its JSON form, ignoring descriptive keys such as 'kind' or 'note'."""
+    names = {f.name for f in fields(kind)}
+    return kind(**{name: float(value) for name, value in values.items() if name in names})
+
+
+RASTER_FORMATS = ("png", "jpeg")
+
+
+def is_display_windowed_ct(scan: Scan) -> bool:
+    """A CT read from an 8-bit PNG/JPEG holds display gray levels, not HU."""
+    return (
+        scan.modality is Modality.CT
+        and scan.provenance.source_format in RASTER_FORMATS
+        and not scan.provenance.synthetic
+        and float(scan.voxels.max(initial=0.0)) <= 255.0
+        and float(scan.voxels.min(initial=0.0)) >= 0.0
+    )
+
+
+def calibrate_display_ct(scan: Scan, ct: CTContract) -> Scan:
+    """Gray levels 0..255 of a display-windowed CT export, mapped back to HU on `ct`'s window.
+
+    The export clipped everything outside its window, so HU outside [lo_hu, hi_hu] cannot be
+    recovered: air and bone come back as the window's ends.
+    """
+    note = f"8-bit CT gray levels calibrated to HU assuming the window [{ct.lo_hu:g}, {ct.hi_hu:g}] HU"
+    return dataclasses.replace(scan, voxels=ct.gray_to_hu(scan.voxels), warnings=scan.warnings + (note,))
+
+
+CT_DEFAULT_WINDOW = (40.0, 400.0)
+"""(centre, width) in HU shown when nothing else is known: the soft-tissue window."""
+
+MR_DISPLAY_PERCENTILES = (0.5, 99.5)
+"""MR has no absolute unit: by default its 0.5..99.5 percentile range fills the display."""
+
+
+def default_window(scan: Scan) -> tuple[float, float]:
+    """The (centre, width) to display or export `scan` with when the user has not chosen one.
+
+    The scan's own suggestion (e.g. DICOM Window Center/Width) wins; otherwise CT gets the
+    soft-tissue window and MR its percentile range (at least 1 unit wide).
+    """
+    if scan.display_window is not None:
+        return scan.display_window
+    if scan.modality is Modality.CT:
+        return CT_DEFAULT_WINDOW
+    lo, hi = np.percentile(scan.voxels, MR_DISPLAY_PERCENTILES)
+    return float((lo + hi) / 2.0), float(max(hi - lo, 1.0))

@@ -1,0 +1,96 @@
+"""Image-quality metrics inside a head/body mask, SynthRAD style.
+
+MAE is in the images' own units (HU for CT). PSNR uses the contract's data range. SSIM is the
+standard Gaussian-window SSIM (sigma 1.5, K1 0.01, K2 0.03, as in Wang et al. 2004 and
+scikit-image's `gaussian_weights=True`), computed over the whole image and averaged inside the mask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+
+
+def mae(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean absolute error inside the mask."""
+    diff = np.abs(np.asarray(prediction, np.float64) - np.asarray(target, np.float64))
+    return float(diff[_mask(mask, diff)].mean())
+
+
+def psnr(prediction: np.ndarray, target: np.ndarray, data_range: float, mask: np.ndarray | None = None) -> float:
+    """Peak signal-to-noise ratio in dB, the mean squared error taken inside the mask."""
+    diff = np.asarray(prediction, np.float64) - np.asarray(target, np.float64)
+    mse = float((diff[_mask(mask, diff)] ** 2).mean())
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(data_range**2 / mse)
+
+
+def ssim(prediction: np.ndarray, target: np.ndarray, data_range: float, mask: np.ndarray | None = None) -> float:
+    """Mean structural similarity inside the mask (Gaussian window, sigma 1.5, truncated at 3.5 sigma)."""
+    ssim_map = ssim_map_of(prediction, target, data_range)
+    return float(ssim_map[_mask(mask, ssim_map)].mean())
+
+
+def ssim_map_of(prediction: np.ndarray, target: np.ndarray, data_range: float) -> np.ndarray:
+    """The per-pixel SSIM map, edges padded symmetrically as scipy's (and scikit-image's) 'reflect'."""
+    radius = int(3.5 * SSIM_SIGMA + 0.5)
+    x = torch.from_numpy(np.asarray(prediction, np.float64))[None, None]
+    y = torch.from_numpy(np.asarray(target, np.float64))[None, None]
+    kernel1d = torch.exp(-(torch.arange(-radius, radius + 1, dtype=torch.float64) ** 2) / (2 * SSIM_SIGMA**2))
+    kernel1d /= kernel1d.sum()
+
+    def blur(image: torch.Tensor) -> torch.Tensor:
+        padded = torch.from_numpy(np.pad(image[0, 0].numpy(), radius, mode="symmetric"))[None, None]
+        rows = F.conv2d(padded, kernel1d.view(1, 1, -1, 1))
+        return F.conv2d(rows, kernel1d.view(1, 1, 1, -1))
+
+    mu_x, mu_y = blur(x), blur(y)
+    # Sample covariance as in scikit-image (use_sample_covariance=True): n / (n - 1) correction.
+    n = (2 * radius + 1) ** 2
+    correction = n / (n - 1)
+    var_x = correction * (blur(x * x) - mu_x**2)
+    var_y = correction * (blur(y * y) - mu_y**2)
+    cov = correction * (blur(x * y) - mu_x * mu_y)
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return (numerator / denominator)[0, 0].numpy()
+
+
+def head_mask(image: np.ndarray, threshold: float, closing_radius: int = 3) -> np.ndarray:
+    """The head/body: pixels above `threshold`, closed, with interior holes filled.
+
+    Filling floods the background from the border; whatever it cannot reach is inside the head,
+    so dark interior structures (sinuses, ventricles) stay in the mask.
+    """
+    mask = torch.from_numpy(np.asarray(image) > threshold)[None, None].float()
+    size = 2 * closing_radius + 1
+    dilated = F.max_pool2d(mask, size, stride=1, padding=closing_radius)
+    closed = 1.0 - F.max_pool2d(1.0 - dilated, size, stride=1, padding=closing_radius)
+    outside = torch.zeros_like(closed)
+    outside[..., 0, :] = outside[..., -1, :] = outside[..., :, 0] = outside[..., :, -1] = 1.0
+    outside = outside * (1.0 - closed)
+    while True:
+        grown = F.max_pool2d(outside, 3, stride=1, padding=1) * (1.0 - closed)
+        if torch.equal(grown, outside):
+            break
+        outside = grown
+    return (outside[0, 0] == 0).numpy()
+
+
+def _mask(mask: np.ndarray | None, like: np.ndarray) -> np.ndarray:
+    if mask is None:
+        return np.ones(like.shape, dtype=bool)
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        raise ValueError("the evaluation mask is empty")
+    return mask

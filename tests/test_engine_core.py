@@ -1,0 +1,164 @@
+"""Intensity contract, networks, bundles and the Translator on tiny real networks."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aimedx_desktop.engine.bundle import BundleError, load_bundle, save_bundle
+from aimedx_desktop.engine.intensity import CTContract, IntensityContract, LinearMap, MRContract
+from aimedx_desktop.engine.networks import PatchDiscriminator, ResnetGenerator
+from aimedx_desktop.engine.scan import Modality
+from aimedx_desktop.engine.translator import CancelToken, Cancelled, SliceLayout, Translator
+
+ENGINE = Path(__file__).resolve().parent.parent / "aimedx_desktop" / "engine"
+
+
+def test_engine_never_imports_qt():
+    offenders = []
+    for path in ENGINE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "shiboken6") for n in names):
+                offenders.append(f"{path.name}: {names}")
+    assert not offenders, offenders
+
+
+def test_ct_window_round_trip_is_exact_inside_the_window():
+    window = CTContract(-40.0, 150.0).window
+    hu = np.linspace(-40.0, 150.0, 1001, dtype=np.float32)
+    assert np.allclose(window.from_model(window.to_model(hu)), hu, atol=1e-4)
+    assert window.to_model(np.array([-1000.0, 3000.0])).tolist() == [-1.0, 1.0]
+
+
+def test_mr_percentile_map_round_trip_and_range():
+    rng = np.random.default_rng(1)
+    values = rng.gamma(2.0, 100.0, (64, 64)).astype(np.float32)
+    mapping = MRContract(1.0, 99.0).input_map(values)
+    assert mapping.lo == pytest.approx(np.percentile(values, 1.0))
+    normalized = mapping.to_model(values)
+    assert normalized.min() == -1.0 and normalized.max() == 1.0
+    inside = (values >= mapping.lo) & (values <= mapping.hi)
+    assert np.allclose(mapping.from_model(normalized)[inside], values[inside], rtol=1e-5, atol=1e-3)
+
+
+def test_flat_slice_gets_a_non_empty_window():
+    assert MRContract().input_map(np.zeros((8, 8))).hi > 0.0
+    with pytest.raises(ValueError):
+        LinearMap(3.0, 3.0)
+
+
+def test_contract_json_round_trip_ignores_descriptive_keys():
+    contract = IntensityContract(CTContract(-40, 150), MRContract(0.5, 99.5))
+    data = json.loads(json.dumps(contract.to_dict()))
+    data["ct"]["note"] = "estimated from tissue values"
+    assert IntensityContract.from_dict(data) == contract
+    with pytest.raises(ValueError):
+        IntensityContract.from_dict({"ct": {}})
+
+
+def test_generator_is_fully_convolutional_and_bounded():
+    generator = ResnetGenerator(ngf=8, n_blocks=2).eval()
+    with torch.no_grad():
+        for side in (32, 64):
+            out = generator(torch.randn(2, 1, side, side))
+            assert out.shape == (2, 1, side, side)
+            assert out.abs().max() <= 1.0
+
+
+def test_patch_discriminator_gives_a_patch_map():
+    out = PatchDiscriminator(ndf=8)(torch.randn(1, 1, 256, 256))
+    assert out.shape == (1, 1, 30, 30)  # the 70x70 PatchGAN on 256x256
+
+
+def test_bundle_save_load_round_trip(tiny_bundle, tmp_path):
+    path = save_bundle(tiny_bundle, tmp_path / "m")
+    loaded = load_bundle(path)
+    assert loaded.name == "tiny-test" and loaded.contract == tiny_bundle.contract
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded.generator(Modality.MR)(x), tiny_bundle.generator(Modality.MR)(x))
+    save_bundle(tiny_bundle, path)  # overwriting an existing bundle leaves a complete one
+    assert load_bundle(path).version == "0.0.1"
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_bundle_refuses_pickled_code(tiny_bundle_dir, tmp_path):
+    import shutil
+
+    evil = tmp_path / "evil"
+    shutil.copytree(tiny_bundle_dir, evil)
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"mr2ct": Payload(), "ct2mr": {}}, evil / "weights.pt")
+    with pytest.raises(BundleError, match="weights do not load"):
+        load_bundle(evil)
+
+
+@pytest.mark.parametrize(
+    "card, message",
+    [(None, "no model_card.json"), ("{not json", "unreadable"), ('{"format": "other"}', "not an aimedx-bundle")],
+)
+def test_bundle_errors_name_the_problem(tmp_path, card, message):
+    if card is not None:
+        (tmp_path / "model_card.json").write_text(card)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(tmp_path)
+
+
+def test_slice_layout_keeps_physical_aspect():
+    layout = SliceLayout.fit((232, 160), (0.9, 1.0), 256, 4)
+    assert layout.rows == 256
+    assert layout.cols == pytest.approx(256 * 160 / (232 * 0.9), abs=1)
+    assert layout.left == (256 - layout.cols) // 2
+
+
+def test_translator_keeps_geometry_and_labels_synthetic(tiny_bundle, ct_scan):
+    seen = []
+    synthetic = Translator(tiny_bundle, device="cpu", batch_size=2).translate(ct_scan, progress=lambda d, t: seen.append((d, t)))
+    assert synthetic.modality is Modality.MR
+    assert synthetic.shape == ct_scan.shape
+    assert synthetic.geometry is ct_scan.geometry
+    assert synthetic.provenance.synthetic and synthetic.provenance.model_name == "tiny-test"
+    assert synthetic.provenance.direction == "ct2mr"
+    assert seen[-1] == (5, 5) and [d for d, _ in seen] == [2, 4, 5]
+    mr_range = tiny_bundle.contract.mr
+    assert synthetic.voxels.min() >= mr_range.synthetic_lo and synthetic.voxels.max() <= mr_range.synthetic_hi
+    assert synthetic.voxels.std() > 0
+
+
+def test_translator_mr_to_ct_is_in_hu_inside_the_window(tiny_bundle, ct_scan):
+    import dataclasses
+
+    mr = dataclasses.replace(ct_scan, modality=Modality.MR)
+    synthetic = Translator(tiny_bundle, device="cpu").translate(mr)
+    assert synthetic.modality is Modality.CT
+    assert synthetic.voxels.min() >= -100.0 and synthetic.voxels.max() <= 200.0
+
+
+def test_translator_cancel_stops_between_batches(tiny_bundle, ct_scan):
+    token = CancelToken()
+    done = []
+
+    def progress(d, t):
+        done.append(d)
+        token.cancel()
+
+    with pytest.raises(Cancelled):
+        Translator(tiny_bundle, device="cpu", batch_size=2).translate(ct_scan, progress=progress, cancel=token)
+    assert done == [2]
+
+
+def test_translator_rejects_same_modality(tiny_bundle, ct_scan):
+    with pytest.raises(ValueError, match="already CT"):
+        Translator(tiny_bundle, device="cpu").translate(ct_scan, target=Modality.CT)
