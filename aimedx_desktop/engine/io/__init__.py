@@ -1,0 +1,67 @@
+"""Readers (and writers) of scans. `read_scan` turns any supported path into a `Scan`.
+
+Supported: DICOM files and folders (see dicom.py), PNG/JPEG/TIFF/BMP files and folders
+(raster.py), NIfTI .nii/.nii.gz (nifti.py). Every reader raises `ScanReadError`, with a
+one-line message naming the file, for input it cannot read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from aimedx_desktop.engine.io.dicom import (
+    SeriesInfo,
+    has_dicm_preamble,
+    list_series,
+    read_dicom_file,
+    read_dicom_series,
+)
+from aimedx_desktop.engine.io.errors import ScanReadError
+from aimedx_desktop.engine.io.nifti import is_nifti_path, read_nifti
+from aimedx_desktop.engine.io.raster import RASTER_SUFFIXES, raster_files, read_raster
+from aimedx_desktop.engine.scan import Modality, Scan
+
+__all__ = ["ScanReadError", "SeriesInfo", "list_series", "read_scan"]
+
+
+def read_scan(
+    path: str | os.PathLike[str],
+    modality: Modality | str | None = None,
+    series_uid: str | None = None,
+) -> Scan:
+    """Read the scan at `path`, whatever it is.
+
+    - a folder holding PNG/JPEG/TIFF/BMP images directly (and no DICOM file beside them): those
+      images, in natural name order, as one stack;
+    - any other folder: a DICOM series found in it recursively, `series_uid` or the largest;
+    - .nii / .nii.gz: NIfTI; .png/.jpg/.jpeg/.tif/.tiff/.bmp: one image;
+    - any other file: DICOM, with or without the DICM preamble.
+
+    `modality` ('ct', 'mr' or a Modality) overrides what the file says. Without it, DICOM uses
+    its Modality tag (and refuses anything but CT and MR), while raster images and NIfTI, which
+    do not say, are guessed from their path (default MR) with a warning in Scan.warnings.
+    Raises ScanReadError for anything that cannot be read, ValueError for an unknown modality.
+    """
+    path = Path(path)
+    given = Modality.parse(modality) if isinstance(modality, str) else modality
+    try:
+        if not path.exists():
+            raise ScanReadError(path, "no such file or folder")
+        if path.is_dir():
+            return _read_folder(path, given, series_uid)
+        if is_nifti_path(path):
+            return read_nifti(path, given)
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            return read_raster(path, given)
+        return read_dicom_file(path, given)
+    except OSError as exc:  # e.g. a folder or file we may not read
+        raise ScanReadError(path, f"cannot read ({exc.strerror or exc})") from exc
+
+
+def _read_folder(folder: Path, modality: Modality | None, series_uid: str | None) -> Scan:
+    if not any(folder.iterdir()):
+        raise ScanReadError(folder, "the folder is empty")
+    if raster_files(folder) and not any(p.is_file() and has_dicm_preamble(p) for p in folder.iterdir()):
+        return read_raster(folder, modality)
+    return read_dicom_series(folder, series_uid, modality)

@@ -1,0 +1,417 @@
+"""DICOM: single files (single- or multi-frame) and folders holding one or more series.
+
+Every frame becomes one slice in physical units: RescaleSlope/Intercept applied (HU for CT),
+MONOCHROME1 inverted so that high means bright, colour read as luma. Slices are sorted along
+the slice normal, and the scan's warnings say when the stack is not a clean volume (gantry
+tilt, uneven spacing, missing positions).
+
+Scan.dicom_headers holds one Dataset per slice, without pixel data. A multi-frame file gives
+the same Dataset object once per frame: its per-frame positions are in Scan.geometry, and the
+per-frame functional groups stay in that one Dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_color_lut, get_decoder
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from aimedx_desktop.engine.io._common import color_warning, natural_key, rgb_to_gray
+from aimedx_desktop.engine.io.errors import ScanReadError
+from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_HEADERLESS_SUFFIXES = ("", ".dcm", ".dicom", ".ima")
+_ORIENTATION_TOLERANCE = 1e-3
+_TILT_DEGREES = 0.5
+_UNEVEN_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One series found in a folder, from its headers only."""
+
+    uid: str
+    description: str
+    modality: str  # the raw DICOM Modality tag: 'CT', 'MR', 'OT', ...
+    n_instances: int  # files
+    n_slices: int  # frames, summed over the files
+    path: Path  # a representative file (the first in name order)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """One frame, decoded and rescaled, with what is needed to place it in the stack."""
+
+    pixels: np.ndarray
+    header: Dataset
+    path: Path
+    position: np.ndarray | None
+    orientation: np.ndarray | None
+    pixel_spacing: tuple[float, float] | None
+    thickness: float | None
+    window: tuple[float, float] | None
+    order: tuple[int, int]  # (InstanceNumber, frame): the fallback order without positions
+    monochrome1: bool
+    note: str | None  # e.g. colour converted to gray
+
+
+def list_series(folder: Path) -> list[SeriesInfo]:
+    """The image series under `folder` (searched recursively), reading headers only.
+
+    Files that are not DICOM images are skipped; an empty list means no DICOM image was found.
+    """
+    if not folder.is_dir():
+        raise ScanReadError(folder, "not a folder")
+    return [_series_info(uid, files) for uid, files in _scan_folder(folder)[0].items()]
+
+
+def read_dicom_series(folder: Path, series_uid: str | None = None, modality: Modality | None = None) -> Scan:
+    """One series under `folder`: `series_uid`, or by default the one with the most slices.
+
+    A damaged file is left out with a warning (the uneven-spacing warning then shows the gap);
+    when every file of the series fails, the first file's error is raised.
+    """
+    groups, damaged = _scan_folder(folder)
+    if not groups:
+        detail = f" ({len(damaged)} damaged: {damaged[0]})" if damaged else ""
+        raise ScanReadError(folder, f"no DICOM images found in this folder{detail}")
+    if series_uid is None:
+        series_uid = max(groups, key=lambda uid: _series_info(uid, groups[uid]).n_slices)
+    elif series_uid not in groups:
+        raise ScanReadError(folder, f"no series {series_uid} here; found {', '.join(groups)}")
+    warnings: list[str] = []
+    resolved = _modality(groups[series_uid][0][1], modality, folder, warnings)
+    if len(groups) > 1:
+        chosen = _series_info(series_uid, groups[series_uid])
+        warnings.append(f"folder holds {len(groups)} series; read {chosen.description or chosen.uid}")
+    slices: list[_Slice] = []
+    errors: list[ScanReadError] = []
+    for path, _ in groups[series_uid]:
+        try:
+            slices += _slices_of(_read_file(path), path)
+        except ScanReadError as error:
+            errors.append(error)
+            damaged.append(f"{path.relative_to(folder)}: {error.reason}")
+    if not slices:
+        raise errors[0]
+    warnings += [f"skipped a damaged file: {note}" for note in damaged]
+    return _build_scan(slices, folder, resolved, warnings)
+
+
+def read_dicom_file(path: Path, modality: Modality | None = None) -> Scan:
+    """A single DICOM file; a multi-frame file gives one slice per frame."""
+    ds = _read_file(path)
+    if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
+        if _is_image_class(ds):
+            raise ScanReadError(path, "damaged DICOM file: an image without pixel data (truncated?)")
+        kind = UID(ds.SOPClassUID).name if "SOPClassUID" in ds else "unknown SOP class"
+        raise ScanReadError(path, f"DICOM file holds no image ({kind})")
+    warnings: list[str] = []
+    resolved = _modality(ds, modality, path, warnings)
+    return _build_scan(_slices_of(ds, path), path, resolved, warnings)
+
+
+def has_dicm_preamble(path: Path) -> bool:
+    """Whether the file has the 'DICM' marker after its 128-byte preamble (DICOM Part 10)."""
+    try:
+        with path.open("rb") as stream:
+            return stream.read(132)[128:] == b"DICM"
+    except OSError as exc:
+        raise ScanReadError(path, f"cannot open ({exc.strerror or exc})") from exc
+
+
+# -- reading files -------------------------------------------------------------------------
+
+
+def _read_file(path: Path, header_only: bool = False) -> Dataset:
+    """The dataset in `path`; a file without the DICM preamble is force-read and kept only when
+    it has a SOPClassUID."""
+    preamble = has_dicm_preamble(path)
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=header_only, force=not preamble)
+        looks_dicom = "SOPClassUID" in ds
+    except Exception as exc:  # pydicom raises many types on damaged input
+        reason = f"damaged DICOM file ({exc})" if preamble else "not a DICOM file (no DICM preamble)"
+        raise ScanReadError(path, reason) from exc
+    if not preamble and not looks_dicom:
+        raise ScanReadError(path, "not a DICOM file (no DICM preamble)")
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return ds
+
+
+def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], list[str]]:
+    """Headers of the DICOM images under `folder` grouped by SeriesInstanceUID, and one note per
+    damaged DICOM file. Files without the DICM preamble are tried only when their name could be
+    a DICOM file's (no suffix, a numeric one, .dcm, .dicom, .ima); others are skipped quietly."""
+    if not folder.is_dir():
+        raise ScanReadError(folder, "not a folder")
+    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    damaged: list[str] = []
+    for path in sorted(_files_under(folder), key=natural_key):
+        suffix = path.suffix.lower()
+        if not (suffix in _HEADERLESS_SUFFIXES or suffix[1:].isdigit() or has_dicm_preamble(path)):
+            continue
+        try:
+            ds = _read_file(path, header_only=True)
+        except ScanReadError as error:
+            if error.reason.startswith("damaged"):
+                damaged.append(f"{path.relative_to(folder)}: {error.reason}")
+            continue
+        if "Rows" in ds and "Columns" in ds:
+            groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((path, ds))
+        elif _is_image_class(ds):
+            damaged.append(f"{path.relative_to(folder)}: an image without rows and columns (truncated?)")
+    return groups, damaged
+
+
+def _is_image_class(ds: Dataset) -> bool:
+    """Whether the SOP class (from the dataset or the file meta) is an image storage class."""
+    uid = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
+    return uid is not None and "Image Storage" in UID(uid).name
+
+
+def _files_under(folder: Path) -> Iterator[Path]:
+    for path in folder.rglob("*"):
+        if not any(part.startswith(".") for part in path.relative_to(folder).parts) and path.is_file():
+            yield path
+
+
+def _series_info(uid: str, files: list[tuple[Path, Dataset]]) -> SeriesInfo:
+    first = files[0][1]
+    n_slices = sum(int(ds.get("NumberOfFrames") or 1) for _, ds in files)
+    return SeriesInfo(uid, _description(first), str(first.get("Modality", "")), len(files), n_slices, files[0][0])
+
+
+def _description(ds: Dataset) -> str:
+    parts = (str(ds.get(k) or "").strip() for k in ("PatientName", "SeriesDescription", "StudyDescription"))
+    return " / ".join(dict.fromkeys(p for p in parts if p))[:80]
+
+
+# -- frames --------------------------------------------------------------------------------
+
+
+def _slices_of(ds: Dataset, path: Path) -> list[_Slice]:
+    """Every frame of one dataset as a `_Slice`; strips the pixel data from `ds` afterwards."""
+    try:
+        pixels, note = _decode(ds, path)
+        frames = [_frame(ds, path, index, values, note) for index, values in enumerate(pixels)]
+    except ScanReadError:
+        raise
+    except Exception as exc:  # malformed header values surface here as many exception types
+        raise ScanReadError(path, f"cannot read the image ({type(exc).__name__}: {exc})") from exc
+    for keyword in _PIXEL_KEYWORDS:
+        if keyword in ds:
+            delattr(ds, keyword)
+    return frames
+
+
+def _decode(ds: Dataset, path: Path) -> tuple[np.ndarray, str | None]:
+    """Stored values as float32 (frames, rows, cols), and a note when colour was made gray."""
+    syntax = UID(ds.file_meta.TransferSyntaxUID)
+    try:
+        decoder = get_decoder(syntax)
+    except (NotImplementedError, ValueError) as exc:
+        raise ScanReadError(path, f"no decoder exists for transfer syntax {syntax.name} ({syntax})") from exc
+    if not decoder.is_available:
+        raise ScanReadError(
+            path,
+            f"no decoder installed for transfer syntax {syntax.name} ({syntax}); install the pylibjpeg plugins",
+        )
+    palette = ds.get("PhotometricInterpretation") == "PALETTE COLOR"
+    try:
+        array = apply_color_lut(ds.pixel_array, ds) if palette else ds.pixel_array
+    except Exception as exc:  # decoders raise many types on damaged or truncated pixel data
+        raise ScanReadError(path, f"cannot decode the pixel data ({syntax.name}): {exc}") from exc
+    note = None
+    if palette or int(ds.get("SamplesPerPixel") or 1) > 1:
+        note = color_warning(array)
+        array = rgb_to_gray(array)
+    return np.asarray(array, dtype=np.float32).reshape(-1, int(ds.Rows), int(ds.Columns)), note
+
+
+def _frame(ds: Dataset, path: Path, index: int, stored: np.ndarray, note: str | None) -> _Slice:
+    slope = _float(_frame_value(ds, index, "PixelValueTransformationSequence", "RescaleSlope"), 1.0)
+    intercept = _float(_frame_value(ds, index, "PixelValueTransformationSequence", "RescaleIntercept"), 0.0)
+    orientation = _floats(_frame_value(ds, index, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+    spacing = _floats(_frame_value(ds, index, "PixelMeasuresSequence", "PixelSpacing"), 2)
+    centre = _first(_frame_value(ds, index, "FrameVOILUTSequence", "WindowCenter"))
+    width = _first(_frame_value(ds, index, "FrameVOILUTSequence", "WindowWidth"))
+    return _Slice(
+        pixels=stored * np.float32(slope) + np.float32(intercept),
+        header=ds,
+        path=path,
+        position=_frame_position(ds, index, orientation),
+        orientation=orientation,
+        pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing is not None else None,
+        thickness=_first(_frame_value(ds, index, "PixelMeasuresSequence", "SliceThickness")),
+        window=(centre, width) if centre is not None and width else None,
+        order=(int(_float(ds.get("InstanceNumber"), 0)), index),
+        monochrome1=ds.get("PhotometricInterpretation") == "MONOCHROME1",
+        note=note,
+    )
+
+
+def _frame_value(ds: Dataset, index: int, sequence: str, keyword: str) -> Any:
+    """An attribute of frame `index`: from its per-frame functional group, else the shared one
+    (Enhanced multi-frame), else the top level (classic single-frame and plain multi-frame)."""
+    for groups, item in (("PerFrameFunctionalGroupsSequence", index), ("SharedFunctionalGroupsSequence", 0)):
+        items = ds.get(groups)
+        if items and item < len(items) and items[item].get(sequence):
+            inner = items[item].get(sequence)[0]
+            if inner.get(keyword) not in (None, ""):
+                return inner.get(keyword)
+    return ds.get(keyword)
+
+
+def _frame_position(ds: Dataset, index: int, orientation: np.ndarray | None) -> np.ndarray | None:
+    """ImagePositionPatient of frame `index`. A plain multi-frame file has one position for all
+    frames: its frames are placed by GridFrameOffsetVector along the normal, or left unplaced."""
+    position = _floats(_frame_value(ds, index, "PlanePositionSequence", "ImagePositionPatient"), 3)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if position is None or frames == 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        return position
+    offsets = _floats(ds.get("GridFrameOffsetVector"), frames)
+    if offsets is None or orientation is None:
+        return None
+    return position + offsets[index] * np.cross(orientation[:3], orientation[3:])
+
+
+def _floats(value: Any, count: int) -> np.ndarray | None:
+    if value is None or value == "":
+        return None
+    values = np.array([float(v) for v in np.atleast_1d(value)])
+    return values if len(values) == count else None
+
+
+def _float(value: Any, default: float) -> float:
+    return default if value is None or value == "" else float(value)
+
+
+def _first(value: Any) -> float | None:
+    """The first of a possibly multi-valued numeric attribute."""
+    if value is None or value == "":
+        return None
+    return float(value[0]) if isinstance(value, (list, tuple, MultiValue)) else float(value)
+
+
+# -- the stack -----------------------------------------------------------------------------
+
+
+def _build_scan(slices: list[_Slice], source: Path, modality: Modality, warnings: list[str]) -> Scan:
+    _check_stackable(slices, source)
+    slices, orientation, placed = _sort(slices)
+    if not placed and len(slices) > 1:
+        warnings.append("slice positions missing: slices kept in InstanceNumber and frame order")
+    voxels = np.stack([s.pixels for s in slices])
+    inverted = np.array([s.monochrome1 for s in slices])
+    if inverted.any():  # after rescale: value -> max + min - value over the MONOCHROME1 slices
+        voxels[inverted] = voxels[inverted].max() + voxels[inverted].min() - voxels[inverted]
+        warnings.append("MONOCHROME1 image inverted so that higher values are brighter")
+    warnings += sorted({s.note for s in slices if s.note})
+    first = slices[0]
+    if first.pixel_spacing is None:
+        warnings.append("pixel spacing not stated; assuming 1 mm")
+    geometry = Geometry(
+        pixel_spacing=first.pixel_spacing or (1.0, 1.0),
+        orientation=tuple(float(v) for v in orientation) if orientation is not None else None,  # type: ignore[arg-type]
+        positions=np.stack([s.position for s in slices]) if placed else None,  # type: ignore[misc]
+        slice_thickness=first.thickness,
+    )
+    warnings += _stack_warnings(geometry, [s.header for s in slices])
+    return Scan(
+        voxels=voxels,
+        modality=modality,
+        geometry=geometry,
+        provenance=Provenance(tuple(str(p) for p in dict.fromkeys(s.path for s in slices)), "dicom"),
+        dicom_headers=[s.header for s in slices],
+        display_window=first.window,
+        description=_description(first.header),
+        warnings=tuple(warnings),
+    )
+
+
+def _check_stackable(slices: list[_Slice], source: Path) -> None:
+    """Refuse slices of different sizes or orientations: they cannot form one volume."""
+    first = slices[0]
+    for other in slices[1:]:
+        if other.pixels.shape != first.pixels.shape:
+            raise ScanReadError(
+                source,
+                f"images differ in size ({first.path.name} is {first.pixels.shape[1]}x{first.pixels.shape[0]}, "
+                f"{other.path.name} is {other.pixels.shape[1]}x{other.pixels.shape[0]}); cannot stack them",
+            )
+        if (
+            first.orientation is not None
+            and other.orientation is not None
+            and np.abs(first.orientation - other.orientation).max() > _ORIENTATION_TOLERANCE
+        ):
+            raise ScanReadError(
+                source,
+                f"slices have different orientations ({first.path.name} and {other.path.name}); "
+                "cannot stack them into one volume: read one orientation per folder",
+            )
+
+
+def _sort(slices: list[_Slice]) -> tuple[list[_Slice], np.ndarray | None, bool]:
+    """(slices in order, the common orientation or None, whether every slice has a position).
+
+    With an orientation and a position for every slice, they are sorted by position along the
+    slice normal; otherwise by (InstanceNumber, frame)."""
+    orientations = [s.orientation for s in slices]
+    orientation = orientations[0] if all(o is not None for o in orientations) else None
+    if orientation is not None and all(s.position is not None for s in slices):
+        normal = np.cross(orientation[:3], orientation[3:])
+        return sorted(slices, key=lambda s: (float(s.position @ normal), s.order)), orientation, True  # type: ignore[operator]
+    return sorted(slices, key=lambda s: s.order), orientation, False
+
+
+def _stack_warnings(geometry: Geometry, headers: list[Dataset]) -> list[str]:
+    """Notes on gantry tilt and uneven spacing: the stack is then not a regular volume."""
+    warnings = []
+    tilt = max(abs(_float(h.get("GantryDetectorTilt"), 0.0)) for h in {id(h): h for h in headers}.values())
+    shear = 0.0
+    normal, positions = geometry.slice_normal, geometry.positions
+    if normal is not None and positions is not None and len(positions) > 1:
+        travel = positions[-1] - positions[0]
+        if np.linalg.norm(travel) > 0:
+            cosine = abs(float(travel @ normal)) / float(np.linalg.norm(travel) * np.linalg.norm(normal))
+            shear = float(np.degrees(np.arccos(min(cosine, 1.0))))
+    if tilt > 0 or shear > _TILT_DEGREES:
+        warnings.append(
+            f"gantry tilt: GantryDetectorTilt {tilt:g}°, slices offset {shear:.1f}° from their normal; "
+            "the stack is sheared, shown and processed slice by slice"
+        )
+    spacings = geometry.slice_spacings
+    if spacings is not None:
+        low, high = float(spacings.min()), float(spacings.max())
+        if high - low > _UNEVEN_FRACTION * float(np.median(spacings)):
+            warnings.append(f"uneven slice spacing: {low:.2f} to {high:.2f} mm between neighbouring slices")
+    return warnings
+
+
+def _modality(ds: Dataset, given: Modality | None, source: Path, warnings: list[str]) -> Modality:
+    """The caller's modality when given (noting a clash with the header), else the header's."""
+    header = str(ds.get("Modality", "")).upper()
+    if given is not None:
+        if header in ("CT", "MR") and header != given.value:
+            warnings.append(f"modality {given.value} given overrides the DICOM Modality {header}")
+        return given
+    if header in ("CT", "MR"):
+        return Modality(header)
+    raise ScanReadError(
+        source,
+        f"DICOM Modality is {header or 'missing'}, neither CT nor MR: pass the modality explicitly (ct or mr)",
+    )

@@ -1,0 +1,75 @@
+"""NIfTI-1/2 volumes (.nii, .nii.gz) as axial stacks in DICOM patient coordinates.
+
+The voxel axes are permuted and flipped (never resampled) to the nearest of: slices running
+inferior→superior, rows anterior→posterior, columns patient right→left, which is how a DICOM
+axial image is shown (radiological convention). Geometry is then the reoriented affine turned
+from NIfTI's RAS into DICOM's LPS, so an oblique volume keeps its true, slightly oblique cosines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+
+from aimedx_desktop.engine.io._common import guess_modality
+from aimedx_desktop.engine.io.errors import ScanReadError
+from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_AXIAL_DISPLAY = ("S", "P", "L")  # voxel axes (slice, row, col) point towards these
+_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+
+
+def is_nifti_path(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def read_nifti(path: Path, modality: Modality | None = None) -> Scan:
+    """A NIfTI volume, reoriented to axial slices (see the module docstring).
+
+    Without `modality`, it is guessed from the path and MR is the default (most NIfTI here is
+    MR); the guess is recorded in the scan's warnings.
+    """
+    try:
+        image = nib.load(path)
+        image = image.as_reoriented(ornt_transform(io_orientation(image.affine), axcodes2ornt(_AXIAL_DISPLAY)))
+        voxels = np.asarray(image.get_fdata(dtype=np.float32))
+    except FileNotFoundError as exc:
+        raise ScanReadError(path, "no such file") from exc
+    except ImageFileError as exc:
+        raise ScanReadError(path, "not a NIfTI file") from exc
+    except Exception as exc:  # nibabel, gzip and zlib raise many types on damaged files
+        raise ScanReadError(path, f"damaged NIfTI file ({type(exc).__name__}: {exc})") from exc
+    voxels = voxels.reshape(voxels.shape[:3] + tuple(n for n in voxels.shape[3:] if n > 1))
+    if voxels.ndim != 3:
+        raise ScanReadError(path, f"NIfTI of shape {voxels.shape}: only a single 3-D volume can be read")
+    warnings: list[str] = []
+    if modality is None:
+        modality, guess = guess_modality(path)
+        warnings.append(guess)
+    return Scan(
+        voxels=voxels,
+        modality=modality,
+        geometry=_lps_geometry(image.affine, len(voxels)),
+        provenance=Provenance((str(path),), "nifti"),
+        description=path.name.split(".")[0],
+        warnings=tuple(warnings),
+    )
+
+
+def _lps_geometry(affine: np.ndarray, n_slices: int) -> Geometry:
+    """DICOM geometry of voxel axes (slice, row, col) under a RAS `affine`."""
+    axes = _RAS_TO_LPS @ affine[:3, :3]  # columns: the LPS step of one voxel along each axis
+    origin = _RAS_TO_LPS @ affine[:3, 3]
+    steps = np.linalg.norm(axes, axis=0)
+    row_direction, column_direction = axes[:, 2] / steps[2], axes[:, 1] / steps[1]
+    return Geometry(
+        pixel_spacing=(float(steps[1]), float(steps[2])),
+        orientation=tuple(float(v) for v in np.concatenate([row_direction, column_direction])),  # type: ignore[arg-type]
+        positions=origin + np.arange(n_slices)[:, None] * axes[:, 0],
+        slice_thickness=float(steps[0]),
+    )

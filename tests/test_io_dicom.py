@@ -1,0 +1,514 @@
+"""DICOM reading: tiny series built here, pydicom's bundled test files, dcmtk-compressed files,
+and the real tilted head CT in ../shared/data."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    MPEG2MPML,
+    PYDICOM_IMPLEMENTATION_UID,
+    CTImageStorage,
+    EnhancedMRImageStorage,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    MRImageStorage,
+    RLELossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+
+from aimedx_desktop.engine.io import ScanReadError, list_series, read_scan
+from aimedx_desktop.engine.io import dicom as dicom_module
+from aimedx_desktop.engine.scan import Modality
+
+AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+
+
+def ramp(value: int, rows: int = 6, cols: int = 5) -> np.ndarray:
+    """A small int16 image whose pixels tell which slice it came from."""
+    return (np.arange(rows * cols, dtype=np.int16).reshape(rows, cols) + 100 * value).astype(np.int16)
+
+
+def make_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    series_uid: str = "1.2.3.4",
+    instance: int | None = 1,
+    position: tuple[float, float, float] | None = (0.0, 0.0, 0.0),
+    orientation: tuple[float, ...] | None = AXIAL,
+    modality: str = "CT",
+    slope: float = 1.0,
+    intercept: float = -1024.0,
+    photometric: str = "MONOCHROME2",
+    **attributes: object,
+) -> Dataset:
+    """Write a minimal single-frame image (Explicit VR Little Endian) and return its dataset."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.SOPClassUID = {"CT": CTImageStorage, "MR": MRImageStorage}.get(modality, SecondaryCaptureImageStorage)
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = "1.2.3"
+    ds.SeriesInstanceUID = series_uid
+    ds.Modality = modality
+    ds.PatientName = "Test^Patient"
+    ds.SeriesDescription = f"series {series_uid}"
+    ds.PixelSpacing = [0.5, 0.75]
+    ds.SliceThickness = 2.0
+    if instance is not None:
+        ds.InstanceNumber = instance
+    if position is not None:
+        ds.ImagePositionPatient = list(position)
+    if orientation is not None:
+        ds.ImageOrientationPatient = list(orientation)
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    ds.set_pixel_data(pixels, photometric, 16, generate_instance_uid=False)
+    ds.save_as(path, enforce_file_format=True)
+    return ds
+
+
+def make_series(
+    folder: Path, n: int = 4, spacing: float = 2.5, series_uid: str = "1.2.3.4", shape: tuple[int, int] = (6, 5)
+) -> Path:
+    """`n` axial slices with positions z = i * spacing, written under shuffled file names and
+    shuffled instance numbers, so that only the positions give the right order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(n)
+    names, instances = rng.sample(range(100, 200), n), rng.sample(range(1, n + 1), n)
+    for i in range(n):
+        make_dicom(
+            folder / f"im{names[i]}",
+            ramp(i, *shape),
+            series_uid=series_uid,
+            instance=instances[i],
+            position=(-10.0, -20.0, i * spacing),
+        )
+    return folder
+
+
+def bundled(name: str) -> Path:
+    """A file bundled with pydicom (never downloaded)."""
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom does not bundle {name} in this install")
+    return Path(path)
+
+
+# -- tiny series built here ----------------------------------------------------------------
+
+
+def test_series_sorted_by_position_with_hu_and_geometry(tmp_path):
+    scan = read_scan(make_series(tmp_path / "s", n=4))
+    assert scan.modality is Modality.CT and scan.shape == (4, 6, 5)
+    for i in range(4):  # rescale applied: stored ramp + 100 i, intercept -1024
+        np.testing.assert_array_equal(scan.voxels[i], ramp(i) - 1024.0)
+    geometry = scan.geometry
+    assert geometry.pixel_spacing == (0.5, 0.75) and geometry.orientation == AXIAL
+    assert geometry.slice_thickness == 2.0
+    np.testing.assert_allclose(geometry.positions[:, 2], [0.0, 2.5, 5.0, 7.5])
+    assert scan.warnings == ()
+    assert scan.provenance.source_format == "dicom" and len(scan.provenance.source_paths) == 4
+    assert len(scan.dicom_headers) == 4 and not any("PixelData" in h for h in scan.dicom_headers)
+    assert scan.description == "Test^Patient / series 1.2.3.4"
+
+
+def test_sorting_follows_the_slice_normal_not_z(tmp_path):
+    """Coronal slices: the normal is (0, 1, 0), so y decides the order."""
+    folder = tmp_path / "coronal"
+    folder.mkdir()
+    for i, y in enumerate([30.0, 10.0, 20.0]):
+        make_dicom(folder / f"{i}.dcm", ramp(i), instance=i + 1, position=(0.0, y, 50.0 - y), orientation=CORONAL)
+    scan = read_scan(folder)
+    normal = scan.geometry.slice_normal
+    np.testing.assert_allclose(normal, [0.0, 1.0, 0.0])
+    assert list(scan.geometry.positions @ normal) == [10.0, 20.0, 30.0]
+    assert [float(v[0, 0]) for v in scan.voxels] == [100 - 1024.0, 200 - 1024.0, -1024.0]
+
+
+def test_missing_positions_fall_back_to_instance_number(tmp_path):
+    folder = tmp_path / "nopos"
+    folder.mkdir()
+    for name, instance in (("a", 3), ("b", 1), ("c", 2)):
+        make_dicom(folder / name, ramp(instance), instance=instance, position=None)
+    scan = read_scan(folder)
+    assert [float(v[0, 0]) for v in scan.voxels] == [100 * i - 1024.0 for i in (1, 2, 3)]
+    assert scan.geometry.positions is None
+    assert any("InstanceNumber" in w for w in scan.warnings)
+
+
+def test_uneven_spacing_and_gantry_tilt_are_warned(tmp_path):
+    folder = tmp_path / "uneven"
+    folder.mkdir()
+    for i, z in enumerate([0.0, 2.0, 4.0, 10.0]):
+        make_dicom(folder / f"{i}", ramp(i), instance=i + 1, position=(0.0, 0.0, z), GantryDetectorTilt=12.0)
+    warnings = " | ".join(read_scan(folder).warnings)
+    assert "uneven slice spacing: 2.00 to 6.00 mm" in warnings
+    assert "gantry tilt" in warnings and "12" in warnings
+
+
+def test_sheared_positions_are_warned_as_tilt_without_the_tag(tmp_path):
+    folder = tmp_path / "sheared"
+    folder.mkdir()
+    for i in range(3):  # each slice moves 1 mm in y for 2 mm in z: about 26.6 degrees off the normal
+        make_dicom(folder / f"{i}", ramp(i), instance=i + 1, position=(0.0, 1.0 * i, 2.0 * i))
+    (warning,) = read_scan(folder).warnings
+    assert "gantry tilt" in warning and "26.6°" in warning
+
+
+def test_two_series_are_listed_and_the_largest_is_read(tmp_path):
+    folder = tmp_path / "two"
+    make_series(folder / "a", n=2, series_uid="1.2.3.100")
+    make_series(folder / "b" / "deeper", n=3, series_uid="1.2.3.200")
+    (folder / "README.txt").write_text("not an image")
+    series = {info.uid: info for info in list_series(folder)}
+    assert set(series) == {"1.2.3.100", "1.2.3.200"}
+    big = series["1.2.3.200"]
+    assert (big.n_instances, big.n_slices, big.modality) == (3, 3, "CT")
+    assert big.description == "Test^Patient / series 1.2.3.200" and big.path.parent.name == "deeper"
+    assert read_scan(folder).n_slices == 3
+    chosen = read_scan(folder, series_uid="1.2.3.100")
+    assert chosen.n_slices == 2 and any("2 series" in w for w in chosen.warnings)
+    with pytest.raises(ScanReadError, match="no series 9.9"):
+        read_scan(folder, series_uid="9.9")
+
+
+def test_list_series_of_a_folder_without_dicom_is_empty(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert list_series(tmp_path) == []
+
+
+def test_mixed_orientations_are_refused(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    make_dicom(folder / "ax.dcm", ramp(0), instance=1, orientation=AXIAL)
+    make_dicom(folder / "cor.dcm", ramp(1), instance=2, orientation=CORONAL)
+    with pytest.raises(ScanReadError, match=r"^mixed: slices have different orientations \(ax.dcm and cor.dcm\)"):
+        read_scan(folder)
+
+
+def test_mixed_sizes_are_refused(tmp_path):
+    folder = tmp_path / "sizes"
+    folder.mkdir()
+    make_dicom(folder / "small.dcm", ramp(0), instance=1, position=(0, 0, 0))
+    make_dicom(folder / "large.dcm", ramp(0, rows=8), instance=2, position=(0, 0, 1))
+    with pytest.raises(ScanReadError, match="images differ in size .*large.dcm is 5x8"):
+        read_scan(folder)
+
+
+def test_modality_rules(tmp_path):
+    ot = tmp_path / "ot.dcm"
+    make_dicom(ot, ramp(0), modality="OT")
+    with pytest.raises(ScanReadError, match="ot.dcm: DICOM Modality is OT, neither CT nor MR: pass the modality"):
+        read_scan(ot)
+    assert read_scan(ot, modality="ct").modality is Modality.CT
+    ct = tmp_path / "ct.dcm"
+    make_dicom(ct, ramp(0), modality="CT")
+    overridden = read_scan(ct, modality=Modality.MR)
+    assert overridden.modality is Modality.MR and "overrides the DICOM Modality CT" in overridden.warnings[0]
+    with pytest.raises(ValueError, match="unknown modality"):
+        read_scan(ct, modality="pet")
+
+
+def test_window_first_value_and_monochrome1_inverted_after_rescale(tmp_path):
+    path = tmp_path / "m1.dcm"
+    stored = ramp(1)
+    make_dicom(
+        path,
+        stored,
+        modality="MR",
+        slope=2.0,
+        intercept=-100.0,
+        photometric="MONOCHROME1",
+        WindowCenter=[40, 50],
+        WindowWidth=[400, 500],
+    )
+    scan = read_scan(path)
+    rescaled = stored * 2.0 - 100.0
+    np.testing.assert_array_equal(scan.voxels[0], rescaled.max() + rescaled.min() - rescaled)
+    assert scan.display_window == (40.0, 400.0)
+    assert any("MONOCHROME1" in w for w in scan.warnings)
+
+
+def test_enhanced_multiframe_uses_functional_groups(tmp_path):
+    """Three frames stored out of order, each with its own position and rescale."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = EnhancedMRImageStorage, generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = (
+        ds.SOPClassUID,
+        ds.SOPInstanceUID,
+    )
+    ds.Modality, ds.SeriesInstanceUID, ds.NumberOfFrames = "MR", "1.2.9", 3
+    shared = Dataset()
+    shared.PixelMeasuresSequence = [Dataset()]
+    shared.PixelMeasuresSequence[0].PixelSpacing = [0.8, 0.9]
+    shared.PixelMeasuresSequence[0].SliceThickness = 3.0
+    shared.PlaneOrientationSequence = [Dataset()]
+    shared.PlaneOrientationSequence[0].ImageOrientationPatient = list(AXIAL)
+    shared.FrameVOILUTSequence = [Dataset()]
+    shared.FrameVOILUTSequence[0].WindowCenter, shared.FrameVOILUTSequence[0].WindowWidth = 300, 600
+    ds.SharedFunctionalGroupsSequence = [shared]
+    ds.PerFrameFunctionalGroupsSequence = []
+    for z, slope in ((6.0, 1.0), (0.0, 2.0), (3.0, 3.0)):
+        item = Dataset()
+        item.PlanePositionSequence = [Dataset()]
+        item.PlanePositionSequence[0].ImagePositionPatient = [0.0, 0.0, z]
+        item.PixelValueTransformationSequence = [Dataset()]
+        item.PixelValueTransformationSequence[0].RescaleSlope = slope
+        item.PixelValueTransformationSequence[0].RescaleIntercept = 0
+        ds.PerFrameFunctionalGroupsSequence.append(item)
+    ds.set_pixel_data(np.stack([np.full((4, 4), 10 * (i + 1), np.uint16) for i in range(3)]), "MONOCHROME2", 16)
+    path = tmp_path / "enhanced.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    scan = read_scan(path)
+    assert scan.shape == (3, 4, 4)
+    np.testing.assert_allclose(scan.geometry.positions[:, 2], [0.0, 3.0, 6.0])
+    assert [float(v[0, 0]) for v in scan.voxels] == [20.0 * 2, 30.0 * 3, 10.0 * 1]
+    assert scan.geometry.pixel_spacing == (0.8, 0.9) and scan.geometry.slice_thickness == 3.0
+    assert scan.display_window == (300.0, 600.0)
+    assert len(scan.dicom_headers) == 3 and scan.dicom_headers[0] is scan.dicom_headers[2]
+    assert "PixelData" not in scan.dicom_headers[0]
+
+
+def test_dicom_without_preamble_and_extension(tmp_path):
+    source = make_dicom(tmp_path / "with_meta.dcm", ramp(2), modality="MR")
+    del source.file_meta
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    pydicom.dcmwrite(folder / "IM0001", source, implicit_vr=True, little_endian=True)
+    assert (folder / "IM0001").read_bytes()[128:132] != b"DICM"
+    np.testing.assert_array_equal(read_scan(folder / "IM0001").voxels[0], ramp(2) - 1024.0)
+    assert read_scan(folder).n_slices == 1
+
+
+def test_compressed_series_match_the_uncompressed(tmp_path):
+    """RLE and JPEG 2000 lossless, encoded by pydicom itself, decode to the same HU."""
+    plain = read_scan(make_series(tmp_path / "plain", n=3, shape=(32, 32)))  # openjpeg needs 32x32
+    for syntax in (RLELossless, JPEG2000Lossless):
+        folder = tmp_path / syntax.name.split()[0]
+        shutil.copytree(tmp_path / "plain", folder)
+        for path in folder.iterdir():
+            ds = pydicom.dcmread(path)
+            ds.compress(syntax)
+            ds.save_as(path, enforce_file_format=True)
+        np.testing.assert_array_equal(read_scan(folder).voxels, plain.voxels)
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_non_dicom_file_is_a_one_line_error(tmp_path):
+    path = tmp_path / "scan.dcm"
+    path.write_text("just some text\nover two lines")
+    with pytest.raises(ScanReadError) as caught:
+        read_scan(path)
+    assert str(caught.value) == "scan.dcm: not a DICOM file (no DICM preamble)"
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert str(copy) == str(caught.value) and copy.path == path
+
+
+def test_damaged_files(tmp_path):
+    good = tmp_path / "good.dcm"
+    make_dicom(good, ramp(0))
+    data = good.read_bytes()
+    truncated_header = tmp_path / "cut_header.dcm"
+    truncated_header.write_bytes(data[:500])
+    truncated_pixels = tmp_path / "cut_pixels.dcm"
+    truncated_pixels.write_bytes(data[:-10])
+    cases = ((truncated_header, "damaged DICOM file"), (truncated_pixels, "cannot decode the pixel data"))
+    for path, reason in cases:
+        with pytest.raises(ScanReadError) as caught:
+            read_scan(path)
+        assert str(caught.value).startswith(f"{path.name}: {reason}") and "\n" not in str(caught.value)
+    with pytest.raises(ScanReadError, match="^MR_truncated.dcm: cannot decode the pixel data"):
+        read_scan(bundled("MR_truncated.dcm"))
+
+
+def test_damaged_files_in_a_series_folder_are_skipped_with_a_warning(tmp_path):
+    folder = make_series(tmp_path / "s", n=4)
+    first, second, *_ = sorted(folder.iterdir())
+    first.write_bytes(first.read_bytes()[:500])  # header cut: no rows, columns or pixels
+    second.write_bytes(second.read_bytes()[:-10])  # pixel data cut
+    scan = read_scan(folder)
+    assert scan.n_slices == 2
+    skipped = [w for w in scan.warnings if w.startswith("skipped a damaged file")]
+    assert len(skipped) == 2 and first.name in skipped[0] + skipped[1] and second.name in skipped[0] + skipped[1]
+
+
+def test_series_whose_files_all_fail_raises_the_first_error(tmp_path):
+    folder = make_series(tmp_path / "s", n=2)
+    for path in folder.iterdir():
+        path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ScanReadError, match="^im1.*: cannot decode the pixel data"):
+        read_scan(folder)
+
+
+def test_file_without_image(tmp_path):
+    with pytest.raises(ScanReadError, match=r"^rtplan.dcm: DICOM file holds no image \(RT Plan Storage\)"):
+        read_scan(bundled("rtplan.dcm"))
+
+
+def test_unknown_and_missing_decoders_name_the_transfer_syntax(tmp_path, monkeypatch):
+    path = tmp_path / "video.dcm"
+    make_dicom(path, ramp(0))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = MPEG2MPML
+    ds.PixelData = encapsulate([ds.PixelData])
+    ds.save_as(path)
+    with pytest.raises(ScanReadError, match="video.dcm: no decoder exists for transfer syntax MPEG2 Main Profile"):
+        read_scan(path)
+
+    class Missing:
+        is_available = False
+
+    monkeypatch.setattr(dicom_module, "get_decoder", lambda uid: Missing())
+    with pytest.raises(
+        ScanReadError, match=r"no decoder installed for transfer syntax JPEG 2000 .*\(1.2.840.10008.1.2.4.91\)"
+    ):
+        read_scan(bundled("693_J2KI.dcm"))
+
+
+# -- pydicom's bundled files ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MR_small_RLE.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_expb.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+    ],
+)
+def test_encodings_of_mr_small_match_the_reference(name):
+    reference = read_scan(bundled("MR_small.dcm"))
+    scan = read_scan(bundled(name))
+    assert scan.modality is Modality.MR and scan.shape == (1, 64, 64)
+    np.testing.assert_array_equal(scan.voxels, reference.voxels)
+    assert scan.display_window == reference.display_window == (600.0, 1600.0)
+
+
+def test_ct_small_in_hu():
+    scan = read_scan(bundled("CT_small.dcm"))
+    raw = pydicom.dcmread(bundled("CT_small.dcm")).pixel_array
+    assert scan.modality is Modality.CT
+    np.testing.assert_array_equal(scan.voxels[0], raw.astype(np.float32) - 1024.0)
+    assert scan.geometry.positions.shape == (1, 3) and scan.geometry.orientation is not None
+
+
+def test_jpeg_2000_ct_with_rescale():
+    scan = read_scan(bundled("693_J2KI.dcm"))
+    raw = pydicom.dcmread(bundled("693_J2KI.dcm")).pixel_array
+    np.testing.assert_array_equal(scan.voxels[0], raw.astype(np.float32) - 1024.0)
+
+
+def test_jpeg_lossless_and_baseline_colour_match_rle_reference():
+    reference = read_scan(bundled("SC_rgb_rle.dcm"), modality="mr")
+    assert reference.warnings == ("colour image converted to gray (BT.601 luma)",)
+    lossless = read_scan(bundled("SC_rgb_jpeg_gdcm.dcm"), modality="mr")  # JPEG Lossless SV1
+    np.testing.assert_array_equal(lossless.voxels, reference.voxels)
+    baseline = read_scan(bundled("SC_rgb_jpeg_dcmtk.dcm"), modality="mr")  # JPEG baseline, YBR
+    assert np.abs(baseline.voxels - reference.voxels).mean() < 2.0
+
+
+def test_jpeg_ls_near_lossless_16bit():
+    scan = read_scan(bundled("JPEGLSNearLossless_16.dcm"), modality="mr")
+    assert scan.shape == (1, 50, 10) and scan.voxels.max() > 0
+
+
+def test_plain_multiframe_is_placed_by_grid_frame_offsets():
+    scan = read_scan(bundled("rtdose.dcm"), modality="ct")
+    rle = read_scan(bundled("rtdose_rle.dcm"), modality="ct")
+    assert scan.shape == (15, 10, 10) and len(scan.dicom_headers) == 15
+    np.testing.assert_array_equal(rle.voxels, scan.voxels)
+    header = pydicom.dcmread(bundled("rtdose.dcm"), stop_before_pixels=True)
+    along_normal = scan.geometry.positions @ scan.geometry.slice_normal
+    np.testing.assert_allclose(np.diff(along_normal), np.diff(sorted(map(float, header.GridFrameOffsetVector))))
+
+
+def test_colour_multiframe_jpeg_baseline():
+    scan = read_scan(bundled("examples_ybr_color.dcm"), modality="mr")
+    assert scan.shape == (30, 240, 320)
+    assert any("colour" in w for w in scan.warnings) and any("InstanceNumber" in w for w in scan.warnings)
+
+
+# -- real tools: dcmtk -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tool, options, exact",
+    [
+        ("dcmcjpeg", ["+e1"], True),  # JPEG lossless SV1
+        ("dcmcjpeg", ["+el"], True),  # JPEG lossless, any predictor
+        ("dcmcjpls", [], True),  # JPEG-LS lossless
+        ("dcmcrle", [], True),
+        ("dcmcjpeg", ["+eb"], False),  # JPEG baseline: 8-bit, lossy
+    ],
+)
+def test_files_compressed_by_dcmtk(tmp_path, tool, options, exact):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} not found: install dcmtk (apt-get install dcmtk) to run this test")
+    source = tmp_path / "source.dcm"
+    rows, cols = np.mgrid[:32, :32]
+    if exact:
+        pixels = (rows * 40 + cols * 7 - 600).astype(np.int16)
+        make_dicom(source, pixels, modality="CT")
+    else:
+        pixels = (rows * 6 + cols).astype(np.uint8)
+        ds = make_dicom(source, pixels.astype(np.int16), modality="MR", slope=1.0, intercept=0.0)
+        ds.set_pixel_data(pixels, "MONOCHROME2", 8, generate_instance_uid=False)
+        ds.save_as(source, enforce_file_format=True)
+    compressed = tmp_path / "compressed.dcm"
+    subprocess.run([tool, *options, str(source), str(compressed)], check=True, capture_output=True, timeout=60)
+    syntax = pydicom.dcmread(compressed, stop_before_pixels=True).file_meta.TransferSyntaxUID
+    assert syntax.is_compressed
+    expected, scan = read_scan(source).voxels, read_scan(compressed).voxels
+    if exact:
+        np.testing.assert_array_equal(scan, expected)
+    else:
+        assert np.abs(scan - expected).mean() < 2.0
+
+
+# -- the real tilted head CT ---------------------------------------------------------------
+
+
+def test_real_head_ct_with_gantry_tilt(shared_data):
+    folder = shared_data / "head_ct_ge"
+    (info,) = list_series(folder)
+    assert (info.modality, info.n_instances, info.n_slices) == ("CT", 28, 28)
+    scan = read_scan(folder)
+    assert scan.modality is Modality.CT and scan.shape == (28, 512, 512)
+    along_normal = scan.geometry.positions @ scan.geometry.slice_normal
+    assert np.all(np.diff(along_normal) > 0)
+    np.testing.assert_allclose(scan.geometry.pixel_spacing, (0.4882812, 0.4882812))
+    assert scan.geometry.orientation is not None and scan.geometry.slice_thickness == 4.0
+    middle = scan.voxels[14]
+    air = middle[(middle > -1200) & (middle < -500)]  # inside the field of view; padding is -1500
+    assert abs(float(np.median(air)) + 1000) < 30
+    assert 20 <= float(np.median(middle[220:290, 220:290])) <= 45  # brain
+    assert scan.display_window == (35.0, 100.0)
+    warnings = " ".join(scan.warnings)
+    assert "gantry tilt" in warnings and "18.5" in warnings
+    assert "uneven slice spacing: 1.08 to 7.00 mm" in warnings
+    assert len(scan.dicom_headers) == 28 and scan.dicom_headers[0].InstanceNumber == 1

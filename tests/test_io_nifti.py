@@ -1,0 +1,91 @@
+"""NIfTI reading: reorientation to axial display order and RAS→LPS geometry."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from aimedx_desktop.engine.io import ScanReadError, read_scan
+from aimedx_desktop.engine.scan import Modality
+
+
+def labelled_volume() -> np.ndarray:
+    """(x, y, z) = (4, 5, 3) voxels whose value encodes their index: 100 x + 10 y + z."""
+    x, y, z = np.meshgrid(np.arange(4), np.arange(5), np.arange(3), indexing="ij")
+    return (100 * x + 10 * y + z).astype(np.int16)
+
+
+def save(tmp_path, affine: np.ndarray, name: str = "vol.nii.gz", data: np.ndarray | None = None):
+    path = tmp_path / name
+    nib.save(nib.Nifti1Image(labelled_volume() if data is None else data, affine), path)
+    return path
+
+
+@pytest.mark.parametrize("flip_x", [False, True])
+def test_axial_display_layout_and_lps_geometry(tmp_path, flip_x):
+    """RAS (or LAS) storage comes out as slices I→S, rows A→P, columns R→L."""
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    affine[:3, 3] = [10.0, 20.0, 30.0]
+    data = labelled_volume()
+    if flip_x:  # the same voxels stored with x running right→left
+        affine[0, 0], affine[0, 3] = -2.0, 10.0 + 2.0 * 3
+        data = data[::-1]
+    scan = read_scan(save(tmp_path, affine, data=data), modality="mr")
+    assert scan.shape == (3, 5, 4)  # (slices, rows, cols) = (z, y, x)
+    # slice 0 is the most inferior (z = 0), row 0 the most anterior (y = 4), col 0 the patient's
+    # rightmost (RAS x grows towards the right: x = 3)
+    assert scan.voxels[0, 0, 0] == 100 * 3 + 10 * 4 + 0
+    assert scan.voxels[2, 4, 3] == 100 * 0 + 10 * 0 + 2
+    geometry = scan.geometry
+    np.testing.assert_allclose(geometry.orientation, (1, 0, 0, 0, 1, 0), atol=1e-12)
+    assert geometry.pixel_spacing == (3.0, 2.0) and geometry.slice_thickness == 4.0
+    # first voxel of slice 0: RAS (10 + 2 * 3, 20 + 3 * 4, 30) -> LPS (-16, -32, 30); 4 mm apart upwards
+    np.testing.assert_allclose(geometry.positions, [[-16.0, -32.0, 30.0 + 4 * k] for k in range(3)])
+    assert scan.provenance.source_format == "nifti" and scan.description == "vol"
+
+
+def test_other_storage_orders_give_the_same_axial_scan(tmp_path):
+    """Stored as (z, y, x), voxel axis 0 running S and axis 2 running R: same result as RAS."""
+    reference = read_scan(save(tmp_path, np.eye(4), name="ras.nii"), modality="mr")
+    affine = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+    scan = read_scan(save(tmp_path, affine, data=labelled_volume().transpose(2, 1, 0)), modality="mr")
+    np.testing.assert_array_equal(scan.voxels, reference.voxels)
+    np.testing.assert_allclose(scan.geometry.positions, reference.geometry.positions)
+    np.testing.assert_allclose(scan.geometry.orientation, (1, 0, 0, 0, 1, 0), atol=1e-12)
+
+
+def test_modality_defaults_to_mr_with_a_warning_and_scaling_is_applied(tmp_path):
+    path = tmp_path / "a" / "b" / "scan.nii"  # no CT or MR token in the last three names
+    path.parent.mkdir(parents=True)
+    image = nib.Nifti1Image(labelled_volume(), np.eye(4))
+    image.header.set_slope_inter(2.0, -1000.0)
+    nib.save(image, path)
+    scan = read_scan(path)
+    assert scan.modality is Modality.MR and scan.warnings == ("modality not stated; assuming MR",)
+    assert scan.voxels.min() == -1000.0 and scan.voxels.max() == 2 * 342 - 1000.0
+    assert read_scan(path, modality="ct").modality is Modality.CT
+
+
+def test_4d_and_broken_files_are_refused(tmp_path):
+    path = tmp_path / "series.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, 2), np.float32), np.eye(4)), path)
+    with pytest.raises(ScanReadError, match=r"^series.nii.gz: NIfTI of shape \(3, 4, 4, 2\): only a single 3-D"):
+        read_scan(path, modality="mr")
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(ScanReadError, match="^broken.nii.gz: "):
+        read_scan(broken)
+
+
+def test_real_head_mr_volumes(shared_data):
+    head = read_scan(shared_data / "head_mr" / "t1_head_seg3d.nii.gz")
+    assert head.modality is Modality.MR and head.shape == (160, 232, 160)
+    np.testing.assert_allclose(head.geometry.orientation, (1, 0, 0, 0, 1, 0), atol=1e-6)
+    np.testing.assert_allclose(head.geometry.pixel_spacing, (0.898, 1.0), atol=1e-3)
+    assert np.all(np.diff(head.geometry.positions[:, 2]) > 0)  # inferior → superior
+    stroke = read_scan(shared_data / "head_mr" / "t2_brain_stroke.nii.gz")
+    assert stroke.shape == (140, 160, 124)  # 124 x 160 x 140 stored RAS: z slices of y rows, x cols
+    row, col = np.asarray(stroke.geometry.orientation[:3]), np.asarray(stroke.geometry.orientation[3:])
+    assert row[0] > 0.99 and col[1] > 0.9  # oblique, but close to axial
+    assert abs(float(row @ col)) < 1e-6 and stroke.voxels.max() > 0

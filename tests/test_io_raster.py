@@ -1,0 +1,117 @@
+"""PNG/JPEG/TIFF reading: single images, folders as stacks, colour, and the modality guess."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aimedx_desktop.engine.io import ScanReadError, read_scan
+from aimedx_desktop.engine.scan import Modality
+
+
+def gradient(value: int = 0, shape: tuple[int, int] = (12, 10)) -> np.ndarray:
+    return (np.arange(shape[0] * shape[1]).reshape(shape) + value).astype(np.uint8)
+
+
+def test_8_bit_png_keeps_gray_levels(tmp_path):
+    path = tmp_path / "slice.png"
+    Image.fromarray(gradient()).save(path)
+    scan = read_scan(path, modality="ct")
+    assert scan.modality is Modality.CT and scan.shape == (1, 12, 10)
+    np.testing.assert_array_equal(scan.voxels[0], gradient())
+    assert scan.geometry.pixel_spacing == (1.0, 1.0) and scan.geometry.positions is None
+    assert scan.provenance.source_format == "png" and scan.warnings == ()
+    assert scan.description == "slice"
+
+
+def test_16_bit_png_and_tiff(tmp_path):
+    values = (np.arange(120).reshape(12, 10) * 500).astype(np.uint16)
+    for name in ("deep.png", "deep.tif"):
+        Image.fromarray(values).save(tmp_path / name)
+        scan = read_scan(tmp_path / name, modality="mr")
+        np.testing.assert_array_equal(scan.voxels[0], values)
+        assert scan.voxels.max() > 255
+
+
+def test_jpeg_is_close_to_its_source(tmp_path):
+    path = tmp_path / "slice.jpg"
+    smooth = (np.add.outer(np.arange(64), np.arange(64)) * 2).astype(np.uint8)
+    Image.fromarray(smooth).save(path, quality=95)
+    scan = read_scan(path, modality="mr")
+    assert scan.provenance.source_format == "jpeg"
+    assert np.abs(scan.voxels[0] - smooth).mean() < 2.0
+
+
+def test_colour_is_converted_to_gray_with_a_warning(tmp_path):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).save(tmp_path / "red.png")
+    scan = read_scan(tmp_path / "red.png", modality="mr")
+    np.testing.assert_allclose(scan.voxels, 0.299 * 200, rtol=1e-6)
+    assert scan.warnings == ("colour image converted to gray (BT.601 luma)",)
+    gray_rgba = np.dstack([gradient()] * 3 + [np.full((12, 10), 255, np.uint8)])
+    Image.fromarray(gray_rgba, "RGBA").save(tmp_path / "gray.png")
+    scan = read_scan(tmp_path / "gray.png", modality="mr")
+    np.testing.assert_allclose(scan.voxels[0], gradient(), atol=1e-4)
+    assert scan.warnings == ("stored as colour with equal channels; read as gray",)
+
+
+def test_folder_is_a_stack_in_natural_order(tmp_path):
+    for i in (10, 2, 1):
+        Image.fromarray(gradient(i)).save(tmp_path / f"img{i}.png")
+    (tmp_path / "notes.txt").write_text("ignored")
+    scan = read_scan(tmp_path, modality="mr")
+    assert scan.shape == (3, 12, 10)
+    assert [float(v[0, 0]) for v in scan.voxels] == [1.0, 2.0, 10.0]
+    assert [p.rsplit("/", 1)[-1] for p in scan.provenance.source_paths] == ["img1.png", "img2.png", "img10.png"]
+
+
+def test_folder_of_different_sizes_is_refused(tmp_path):
+    Image.fromarray(gradient()).save(tmp_path / "a.png")
+    Image.fromarray(gradient(shape=(8, 8))).save(tmp_path / "b.png")
+    with pytest.raises(ScanReadError, match="^b.png: image is 8x8 pixels but a.png is 10x12"):
+        read_scan(tmp_path, modality="mr")
+
+
+def test_broken_image_names_the_file(tmp_path):
+    (tmp_path / "fake.png").write_bytes(b"not a png at all")
+    with pytest.raises(ScanReadError, match=r"^fake.png: not a readable PNG/JPEG/TIFF/BMP image$"):
+        read_scan(tmp_path / "fake.png")
+    good = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(good)
+    good.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ScanReadError, match="^cut.png: cannot decode the image"):
+        read_scan(good)
+
+
+@pytest.mark.parametrize(
+    "relative, expected, named",
+    [
+        ("CT/001.png", Modality.CT, "CT"),
+        ("study_mri/head.png", Modality.MR, "study_mri"),
+        ("head_ct_ge/t1_reference/x.png", Modality.MR, "t1_reference"),  # the nearest name wins
+        ("plain/slice.png", Modality.MR, None),
+    ],
+)
+def test_modality_guessed_from_the_path_with_a_warning(tmp_path, relative, expected, named):
+    path = tmp_path / "data" / relative
+    path.parent.mkdir(parents=True)
+    Image.fromarray(gradient()).save(path)
+    scan = read_scan(path)
+    assert scan.modality is expected
+    (warning,) = scan.warnings
+    assert warning == (
+        f"modality not stated; guessed {expected.value} from the name {named!r}"
+        if named
+        else "modality not stated; assuming MR"
+    )
+
+
+def test_real_aanlib_png_file_and_folder(shared_data):
+    single = read_scan(shared_data / "aanlib_brain" / "MR" / "16009.png")
+    assert single.modality is Modality.MR and single.shape == (1, 256, 256)
+    assert single.voxels.min() >= 0 and single.voxels.max() <= 255 and single.voxels.max() > 100
+    folder = read_scan(shared_data / "aanlib_brain" / "CT")
+    assert folder.modality is Modality.CT and folder.shape == (144, 256, 256)
+    assert folder.provenance.source_format == "png" and "guessed CT" in folder.warnings[0]

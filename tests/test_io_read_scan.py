@@ -1,0 +1,53 @@
+"""read_scan's dispatch on what a path is, and its errors for paths that hold nothing readable."""
+
+from __future__ import annotations
+
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from aimedx_desktop.engine.io import ScanReadError, read_scan
+
+
+@pytest.fixture
+def mr_small(tmp_path):
+    path = get_testdata_file("MR_small.dcm", download=False)
+    if path is None:
+        pytest.skip("pydicom does not bundle MR_small.dcm in this install")
+    return path
+
+
+def test_dispatch_by_kind_of_path(tmp_path, mr_small):
+    no_extension = tmp_path / "IMG0001"
+    shutil.copy(mr_small, no_extension)
+    assert read_scan(no_extension).provenance.source_format == "dicom"
+    dicom_folder = tmp_path / "dicom"
+    dicom_folder.mkdir()
+    shutil.copy(mr_small, dicom_folder / "a.dcm")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(dicom_folder / "preview.png")  # DICOM wins
+    assert read_scan(dicom_folder).provenance.source_format == "dicom"
+    png_folder = tmp_path / "png"
+    png_folder.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(png_folder / "1.png")
+    assert read_scan(png_folder, modality="mr").provenance.source_format == "png"
+    nib.save(nib.Nifti1Image(np.zeros((3, 3, 3), np.float32), np.eye(4)), tmp_path / "v.nii.gz")
+    assert read_scan(str(tmp_path / "v.nii.gz"), modality="mr").provenance.source_format == "nifti"
+
+
+def test_paths_with_nothing_readable(tmp_path):
+    with pytest.raises(ScanReadError, match="^missing.dcm: no such file or folder$"):
+        read_scan(tmp_path / "missing.dcm")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ScanReadError, match="^empty: the folder is empty$"):
+        read_scan(empty)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "readme.txt").write_text("hello")
+    (junk / "data.bin").write_bytes(b"\0" * 300)
+    with pytest.raises(ScanReadError, match="^junk: no DICOM images found in this folder$"):
+        read_scan(junk)
