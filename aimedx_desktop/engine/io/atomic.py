@@ -1,0 +1,79 @@
+"""All-or-nothing writing of a set of files: stage each under a temporary name, then rename.
+
+Every file of a series is first written completely under a hidden temporary name beside its
+final name. Only when all of them are written are they renamed into place, so a failure or a
+cancellation while writing (the slow, error-prone part: disk full, no permission) leaves the
+target folder exactly as it was. Renames within one folder are quick and atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the disk is read-only",
+    errno.ENAMETOOLONG: "the path is too long",
+    errno.ENOTDIR: "part of the path is a file, not a folder",
+    errno.EISDIR: "a folder of that name is in the way",
+    errno.EEXIST: "it already exists",
+}
+_WINDOWS_PATH_TOO_LONG = 206  # ERROR_FILENAME_EXCED_RANGE
+
+
+def os_error_reason(error: OSError) -> str:
+    """A short, plain-words reason for an OSError (disk full, no permission, path too long, ...)."""
+    if getattr(error, "winerror", None) == _WINDOWS_PATH_TOO_LONG:
+        return "the path is too long"
+    return _REASONS.get(error.errno, error.strerror or str(error))
+
+
+class StagedFiles:
+    """Files written under temporary names by `stage`, moved into place together by `commit`."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []
+        self._committed: list[Path] = []
+
+    def stage(self, final: Path, write: Callable[[Path], None]) -> None:
+        """Call write(temporary_path); an OSError is reported against `final`, the name the user knows."""
+        temporary = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")
+        self._staged.append((temporary, final))
+        try:
+            write(temporary)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(final)) from error
+
+    def commit(self, overwrite: bool) -> list[Path]:
+        """Rename every staged file to its final name; refuses to replace a file unless `overwrite`."""
+        for temporary, final in self._staged:
+            if not overwrite and final.exists():  # appeared since the caller checked
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final))
+            os.replace(temporary, final)
+            self._committed.append(final)
+        return [final for _, final in self._staged]
+
+    def discard(self) -> None:
+        """Remove every temporary file and every file this set already renamed into place."""
+        for path in [temporary for temporary, _ in self._staged] + self._committed:
+            with contextlib.suppress(OSError):  # best effort: never hide the error that got us here
+                path.unlink()
+
+
+@contextlib.contextmanager
+def staged_files() -> Iterator[StagedFiles]:
+    """A StagedFiles that is discarded when the block raises (including Cancelled and Ctrl-C)."""
+    files = StagedFiles()
+    try:
+        yield files
+    except BaseException:
+        files.discard()
+        raise

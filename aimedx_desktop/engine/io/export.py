@@ -1,0 +1,116 @@
+"""Export a synthetic scan: the one entry point the GUI and the CLI (`aimedx convert`) share.
+
+Formats: "png" (one file per slice, 8-bit as displayed or 16-bit full range) and "dicom" (a new
+derived series). File names come only from the target modality and the slice number, never
+from patient data: synthetic_ct_0001.png, synthetic_mr_0001.dcm, ...
+
+Nothing is lost: existing files are replaced only with `overwrite`, a source file never, and
+every file is written under a temporary name and renamed only once the whole series is written,
+so a failed or cancelled export leaves the folder as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+from aimedx_desktop.engine.intensity import default_window
+from aimedx_desktop.engine.io.atomic import os_error_reason, staged_files
+from aimedx_desktop.engine.io.deidentify import Deidentifier
+from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
+from aimedx_desktop.engine.io.png_writer import PngSeriesWriter
+from aimedx_desktop.engine.scan import Scan
+from aimedx_desktop.engine.translator import CancelToken
+
+FORMATS = {"png": "png", "dicom": "dcm"}
+"""Export format → file extension."""
+
+
+class ExportError(Exception):
+    """An export that cannot be done; the message names the file or folder and the reason."""
+
+
+def planned_paths(scan: Scan, out_dir: str | Path, fmt: str) -> list[Path]:
+    """The files export_scan(scan, out_dir, fmt) would write, in slice order."""
+    extension = _extension(fmt)
+    width = max(4, len(str(scan.n_slices)))
+    stem = f"synthetic_{scan.modality.value.lower()}"
+    return [Path(out_dir) / f"{stem}_{i:0{width}d}.{extension}" for i in range(1, scan.n_slices + 1)]
+
+
+def export_scan(
+    scan: Scan,
+    out_dir: str | Path,
+    fmt: str = "png",
+    window: tuple[float, float] | None = None,
+    bits: int = 8,
+    deidentify: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> list[Path]:
+    """Write `scan` (synthetic) to `out_dir` as PNG or DICOM; returns the files written.
+
+    window: (centre, width) in the scan's physical units, i.e. the current display; None means
+        intensity.default_window (the scan's own window, else CT soft tissue 40/400 HU, MR the
+        0.5..99.5 percentile range). PNG 8-bit renders with it; DICOM stores it as
+        Window Center/Width.
+    bits: PNG only, 8 (windowed) or 16 (full range).
+    deidentify: DICOM only, the PS3.15 Basic Profile (see deidentify.py).
+    Raises ExportError for anything the user can fix, Cancelled when `cancel` fires.
+    """
+    paths = planned_paths(scan, out_dir, fmt)
+    if not scan.is_synthetic:
+        raise ExportError("only synthetic scans are exported: this scan was not produced by a model")
+    if bits not in (8, 16):
+        raise ExportError(f"PNG bit depth must be 8 or 16, not {bits}")
+    window = window if window is not None else default_window(scan)
+    if not window[1] > 0:
+        raise ExportError(f"the window width must be positive, not {window[1]:g}")
+    _check_targets(scan, paths, overwrite)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ExportError(f"cannot write to {out_dir}: it is a file, not a folder") from None
+    except OSError as error:
+        raise ExportError(f"cannot create the folder {out_dir}: {os_error_reason(error)}") from None
+    if fmt == "png":
+        writer = PngSeriesWriter(scan, tuple(window), bits)
+    else:
+        writer = DicomSeriesWriter(scan, tuple(window), postprocess=Deidentifier() if deidentify else None)
+    try:
+        with staged_files() as staged:
+            for index, path in enumerate(paths):
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                staged.stage(path, functools.partial(writer.write, index))
+                if progress is not None:
+                    progress(index + 1, len(paths))
+            return staged.commit(overwrite)
+    except OSError as error:
+        raise ExportError(f"cannot write {error.filename or out_dir}: {os_error_reason(error)}") from None
+
+
+def _extension(fmt: str) -> str:
+    try:
+        return FORMATS[fmt]
+    except KeyError:
+        raise ExportError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}") from None
+
+
+def _check_targets(scan: Scan, paths: list[Path], overwrite: bool) -> None:
+    """Never write over a source file; over any other existing file only with `overwrite`."""
+    sources = {Path(p).resolve() for p in scan.provenance.source_paths}
+    source_dirs = {source for source in sources if source.is_dir()}
+    for path in paths:
+        resolved = path.resolve()
+        if resolved in sources or (path.exists() and source_dirs.intersection(resolved.parents)):
+            raise ExportError(f"refusing to write {path}: it is one of the source files")
+    existing = [path for path in paths if path.exists()]
+    if existing and not overwrite:
+        what = f"{existing[0]} already exists"
+        if len(existing) > 1:
+            what = f"{existing[0]} and {len(existing) - 1} more file(s) already exist"
+        raise ExportError(f"{what}; choose another folder or allow overwriting (--overwrite)")
