@@ -1,0 +1,260 @@
+"""`aimedx`: the GUI with no arguments, or convert / train / evaluate / bench / info.
+
+Every command calls the same engine functions the GUI calls. Errors a user can cause end in
+one line `error: …` on stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from aimedx_desktop import RESEARCH_USE_STATEMENT, __version__
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CANCELLED = 130
+
+
+class ProgressLine:
+    """A one-line progress bar with rate and ETA on stderr, redrawn in place on a terminal."""
+
+    def __init__(self, label: str, stream=sys.stderr) -> None:
+        self.label = label
+        self.stream = stream
+        self.started = time.perf_counter()
+        self.interactive = stream.isatty()
+        self._last_percent = -1
+
+    def __call__(self, done: int, total: int, detail: str = "") -> None:
+        percent = int(100 * done / max(1, total))
+        if not self.interactive and percent == self._last_percent and done != total:
+            return
+        self._last_percent = percent
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / done * (total - done) if done else 0.0
+        bar = "#" * (percent // 5) + "." * (20 - percent // 5)
+        text = f"{self.label} [{bar}] {done}/{total} {percent:3d}% eta {eta:5.0f}s {detail}".rstrip()
+        if self.interactive:
+            self.stream.write("\r" + text + ("\n" if done >= total else ""))
+        elif done >= total or percent % 10 == 0:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, help="model bundle folder (default: the bundled default model)")
+    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda[:N]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aimedx",
+        description=f"AI-MEDX Desktop {__version__}: offline MR↔CT synthesis. {RESEARCH_USE_STATEMENT}",
+    )
+    parser.add_argument("--version", action="version", version=f"aimedx {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    convert = commands.add_parser("convert", help="translate a scan into the other modality and save it")
+    convert.add_argument("input", type=Path, help="PNG/JPEG file, DICOM file or folder, or NIfTI volume")
+    convert.add_argument("--to", choices=["ct", "mr"], help="target modality (default: the other one)")
+    convert.add_argument("--out", type=Path, required=True, help="output folder")
+    convert.add_argument("--format", choices=["png", "dicom"], default="png")
+    convert.add_argument("--input-modality", choices=["ct", "mr"], help="modality of the input when it does not say")
+    convert.add_argument("--series", help="SeriesInstanceUID to read when a folder holds several series")
+    convert.add_argument("--bits", type=int, choices=[8, 16], default=8, help="PNG: 8-bit windowed or 16-bit full range")
+    convert.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"), help="display window for PNG and DICOM")
+    convert.add_argument("--deidentify", action="store_true", help="DICOM: PS3.15 basic de-identification")
+    convert.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_model_option(convert)
+
+    train = commands.add_parser("train", help="train a CycleGAN on unpaired CT and MR scans")
+    from aimedx_desktop.training_cli import add_train_arguments
+
+    add_train_arguments(train)
+
+    evaluate = commands.add_parser("evaluate", help="score a model on paired CT/MR scans (MAE, PSNR, SSIM)")
+    evaluate.add_argument("--ct", nargs="+", type=Path, required=True, help="CT files or folders")
+    evaluate.add_argument("--mr", nargs="+", type=Path, required=True, help="MR files or folders, paired by file name")
+    evaluate.add_argument("--include", nargs="*", default=[], help="only file names matching these patterns")
+    evaluate.add_argument("--json", type=Path, help="also write the results as JSON here")
+    _add_model_option(evaluate)
+
+    bench = commands.add_parser("bench", help="ms per 256x256 slice: the default model vs the reference ResNet-9")
+    bench.add_argument("--slices", type=int, default=16)
+    bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    _add_model_option(bench)
+
+    info = commands.add_parser("info", help="version, device and bundled models")
+    info.add_argument("--model", type=Path, help="show this bundle's model card")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in _COMMANDS):
+        return _open_gui(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    handler = _COMMANDS[args.command]
+    from aimedx_desktop.engine.translator import Cancelled
+
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("\ncancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _user_errors():
+    """The engine's exception types that are the user's to fix, not bugs."""
+    from aimedx_desktop.engine.bundle import BundleError
+    from aimedx_desktop.engine.io import ScanReadError
+    from aimedx_desktop.engine.io.export import ExportError
+
+    return (BundleError, ScanReadError, ExportError, ValueError, FileNotFoundError, PermissionError)
+
+
+def _open_gui(argv: list[str]) -> int:
+    try:
+        from aimedx_desktop.ui.app import run_app
+    except ImportError as error:
+        print(f"error: the desktop interface is not available ({error})", file=sys.stderr)
+        return EXIT_ERROR
+    return run_app(argv)
+
+
+def _load_model(path: Path | None):
+    from aimedx_desktop.engine.bundle import default_bundle_path, load_bundle
+
+    return load_bundle(path or default_bundle_path())
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from aimedx_desktop.engine.intensity import calibrate_display_ct, is_display_windowed_ct
+    from aimedx_desktop.engine.io import read_scan
+    from aimedx_desktop.engine.io.export import export_scan
+    from aimedx_desktop.engine.scan import Modality
+    from aimedx_desktop.engine.translator import Translator
+
+    with _as_user_errors():
+        bundle = _load_model(args.model)
+        scan = read_scan(args.input, modality=args.input_modality, series_uid=args.series)
+        for warning in scan.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if is_display_windowed_ct(scan):
+            scan = calibrate_display_ct(scan, bundle.contract.ct)
+            print(f"warning: {scan.warnings[-1]}", file=sys.stderr)
+        target = Modality.parse(args.to) if args.to else scan.modality.other
+        translator = Translator(bundle, device=args.device)
+        print(
+            f"{scan.modality.value} → {target.value}: {scan.n_slices} slice(s) of {args.input} "
+            f"with {bundle.name} {bundle.version} on {translator.device}",
+            file=sys.stderr,
+        )
+        synthetic = translator.translate(scan, target, progress=ProgressLine("converting"))
+        written = export_scan(
+            synthetic,
+            args.out,
+            fmt=args.format,
+            window=tuple(args.window) if args.window else None,
+            bits=args.bits,
+            deidentify=args.deidentify,
+            overwrite=args.overwrite,
+            progress=ProgressLine("writing   "),
+        )
+    print(f"wrote {len(written)} {args.format.upper()} file(s) to {args.out}")
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from aimedx_desktop.engine.datasets import expand_inputs, paired_slices
+    from aimedx_desktop.engine.evaluation import evaluate, format_table
+
+    with _as_user_errors():
+        bundle = _load_model(args.model)
+        ct_paths = _filtered(expand_inputs(args.ct), args.include)
+        mr_paths = _filtered(expand_inputs(args.mr), args.include)
+        pairs = paired_slices(ct_paths, mr_paths, bundle.contract)
+        result = evaluate(bundle, pairs, device=args.device, progress=ProgressLine("evaluating"))
+    result["model"] = {"name": bundle.name, "version": bundle.version, "path": str(bundle.path)}
+    print(format_table(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def _filtered(paths: list[Path], patterns: list[str]) -> list[Path]:
+    import fnmatch
+
+    if not patterns:
+        return paths
+    return [p for p in paths if any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns)]
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from aimedx_desktop.engine.benchmark import run_benchmark
+
+    with _as_user_errors():
+        bundle = _load_model(args.model)
+        print(run_benchmark(bundle, slices=args.slices, device=args.device, threads=args.threads))
+    return EXIT_OK
+
+
+def _info(args: argparse.Namespace) -> int:
+    import torch
+
+    from aimedx_desktop.engine.bundle import BundleError, bundled_models, load_bundle
+
+    print(f"AI-MEDX Desktop {__version__}")
+    print(RESEARCH_USE_STATEMENT)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU inference)"
+    print(f"torch {torch.__version__}; GPU: {gpu}; CPU threads: {torch.get_num_threads()}")
+    models = [args.model] if args.model else bundled_models()
+    if not models:
+        print("bundled models: none")
+    for path in models:
+        try:
+            print(f"\nmodel {path}:\n{load_bundle(path).describe()}")
+        except BundleError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_ERROR
+    return EXIT_OK
+
+
+def _train(args: argparse.Namespace) -> int:
+    from aimedx_desktop.training_cli import run_training
+
+    with _as_user_errors():
+        return run_training(args)
+
+
+class _as_user_errors:
+    """Turn the engine's user-facing exceptions into UserError (one line, no traceback)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is not None and isinstance(error, _user_errors()):
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(message) from None
+        return False
+
+
+_COMMANDS = {"convert": _convert, "train": _train, "evaluate": _evaluate, "bench": _bench, "info": _info}

@@ -1,0 +1,51 @@
+"""Inference speed: ms per 256x256 slice for a bundle and for the reference ResNet-9 (ngf 64)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from aimedx_desktop.engine.bundle import ModelBundle, new_bundle
+from aimedx_desktop.engine.networks import GeneratorConfig
+from aimedx_desktop.engine.scan import Geometry, Modality, Scan
+from aimedx_desktop.engine.translator import Translator
+
+REFERENCE = GeneratorConfig(ngf=64, n_blocks=9)
+
+
+def ms_per_slice(bundle: ModelBundle, slices: int, device: str, repeats: int = 2) -> float:
+    """Best-of-`repeats` wall time of a full Translator run (I/O excluded), per slice."""
+    rng = np.random.default_rng(0)
+    scan = Scan(
+        voxels=rng.normal(40.0, 300.0, (slices, 256, 256)).astype(np.float32),
+        modality=Modality.CT,
+        geometry=Geometry(pixel_spacing=(0.9, 0.9)),
+    )
+    translator = Translator(bundle, device=device)
+    translator.translate(Scan(voxels=scan.voxels[:1], modality=Modality.CT))  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        if translator.device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        translator.translate(scan)
+        if translator.device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+    return 1000.0 * best / slices
+
+
+def run_benchmark(bundle: ModelBundle, slices: int = 16, device: str = "auto", threads: int | None = None) -> str:
+    """The report printed by `aimedx bench`."""
+    if threads:
+        torch.set_num_threads(threads)
+    reference = new_bundle("reference-resnet9", REFERENCE, bundle.contract, image_size=bundle.image_size)
+    arch = bundle.generator_config
+    rows = [
+        (f"{bundle.name} {bundle.version} (ngf {arch.ngf}, {arch.n_blocks} blocks)", ms_per_slice(bundle, slices, device)),
+        ("reference ResNet-9 (ngf 64, 9 blocks)", ms_per_slice(reference, slices, device)),
+    ]
+    header = f"device {Translator(bundle, device=device).device}, torch threads {torch.get_num_threads()}, {slices} slices of 256x256, CT→MR"
+    return "\n".join([header] + [f"{name:48s} {ms:8.1f} ms/slice" for name, ms in rows])

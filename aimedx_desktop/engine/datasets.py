@@ -1,0 +1,169 @@
+"""Scans on disk → normalised 2D slices: unpaired for training, paired for evaluation.
+
+Everything goes through the same readers, intensity contract and slice layout as inference,
+so a model sees in training exactly what the Translator will feed it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from aimedx_desktop.engine.intensity import IntensityContract, calibrate_display_ct, is_display_windowed_ct
+from aimedx_desktop.engine.io import read_scan
+from aimedx_desktop.engine.scan import Modality, Scan
+from aimedx_desktop.engine.translator import SliceLayout, fit_to_model
+
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
+FOREGROUND_LEVEL = -0.9
+"""Normalised values above this count as foreground (the background maps to -1)."""
+
+
+def expand_inputs(paths: list[str | Path], exclude: list[str] | None = None) -> list[Path]:
+    """Files and folders to read. Folders of raster slices are expanded to their files so that
+    `exclude` (shell patterns on file names, e.g. '16???.png') can hold a patient out."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and any(p.suffix.lower() in RASTER_SUFFIXES for p in path.iterdir()):
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+        else:
+            found.append(path)
+    patterns = exclude or []
+    return [p for p in found if not any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns)]
+
+
+def read_in_physical_units(path: Path, modality: Modality, contract: IntensityContract) -> Scan:
+    """Read a scan; display-windowed 8-bit CT is calibrated to HU on the contract's window."""
+    scan = read_scan(path, modality=modality)
+    if is_display_windowed_ct(scan):
+        scan = calibrate_display_ct(scan, contract.ct)
+    return scan
+
+
+def normalized_slices(scan: Scan, contract: IntensityContract, size: int, multiple: int = 4) -> list[np.ndarray]:
+    """Each slice of `scan` as the network would see it: (size, size) float32 in [-1, 1]."""
+    layout = SliceLayout.fit(scan.voxels.shape[1:], scan.geometry.pixel_spacing, size, multiple)
+    return [fit_to_model(values, contract.input_map(scan.modality, values), layout, size) for values in scan.voxels]
+
+
+def foreground_fraction(normalized: np.ndarray) -> float:
+    return float((normalized > FOREGROUND_LEVEL).mean())
+
+
+@dataclass
+class SliceSet:
+    """The usable slices of one modality, with a count of what was skipped and from where."""
+
+    slices: list[np.ndarray]
+    sources: list[str]
+    skipped_empty: int
+
+    @classmethod
+    def load(
+        cls,
+        paths: list[Path],
+        modality: Modality,
+        contract: IntensityContract,
+        size: int,
+        min_foreground: float = 0.1,
+    ) -> "SliceSet":
+        slices, sources, skipped = [], [], 0
+        for path in paths:
+            scan = read_in_physical_units(path, modality, contract)
+            for index, normalized in enumerate(normalized_slices(scan, contract, size)):
+                if foreground_fraction(normalized) < min_foreground:
+                    skipped += 1
+                    continue
+                slices.append(normalized)
+                sources.append(f"{path.name}[{index}]")
+        if not slices:
+            raise ValueError(f"no usable {modality.value} slices in {len(paths)} input(s)")
+        return cls(slices, sources, skipped)
+
+    def summary(self) -> dict[str, int]:
+        return {"slices": len(self.slices), "skipped_almost_empty": self.skipped_empty}
+
+
+def training_augmentation(crop_size: int, size: int) -> v2.Compose:
+    """Flips, a small affine jitter and a random crop; the background fill is the model's -1."""
+    steps: list[v2.Transform] = [
+        v2.RandomHorizontalFlip(),
+        v2.RandomAffine(degrees=5, translate=(0.04, 0.04), scale=(0.95, 1.05), fill=-1.0),
+    ]
+    if crop_size < size:
+        steps.append(v2.RandomCrop(crop_size))
+    return v2.Compose(steps)
+
+
+class UnpairedSlices(Dataset):
+    """Item i = (CT slice i, an MR slice drawn by an independent per-epoch permutation).
+
+    The two sides are shuffled independently, so no pairing in the source data leaks in.
+    """
+
+    def __init__(self, ct: SliceSet, mr: SliceSet, crop_size: int, size: int, seed: int = 0) -> None:
+        self.ct = torch.from_numpy(np.stack(ct.slices))[:, None]
+        self.mr = torch.from_numpy(np.stack(mr.slices))[:, None]
+        self.augment = training_augmentation(crop_size, size)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        self.mr_order = torch.randperm(len(self.mr), generator=generator)
+
+    def __len__(self) -> int:
+        return max(len(self.ct), len(self.mr))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ct = self.ct[index % len(self.ct)]
+        mr = self.mr[self.mr_order[index % len(self.mr)]]
+        return self.augment(ct), self.augment(mr)
+
+
+@dataclass(frozen=True)
+class SlicePair:
+    """A co-registered CT/MR slice pair in physical units, for evaluation only."""
+
+    name: str
+    ct: np.ndarray
+    mr: np.ndarray
+    ct_scan: Scan
+    mr_scan: Scan
+
+
+def paired_slices(ct_paths: list[Path], mr_paths: list[Path], contract: IntensityContract) -> list[SlicePair]:
+    """Pair CT and MR inputs by file name (volumes: slice by slice; shapes must agree)."""
+    mr_by_name = {p.name: p for p in mr_paths}
+    pairs: list[SlicePair] = []
+    for ct_path in ct_paths:
+        mr_path = mr_by_name.get(ct_path.name)
+        if mr_path is None:
+            continue
+        ct_scan = read_in_physical_units(ct_path, Modality.CT, contract)
+        mr_scan = read_in_physical_units(mr_path, Modality.MR, contract)
+        if ct_scan.shape != mr_scan.shape:
+            raise ValueError(f"{ct_path.name}: CT {ct_scan.shape} and MR {mr_scan.shape} do not line up")
+        for index in range(ct_scan.n_slices):
+            name = ct_path.name if ct_scan.n_slices == 1 else f"{ct_path.name}[{index}]"
+            pairs.append(
+                SlicePair(name, ct_scan.voxels[index], mr_scan.voxels[index], _one_slice(ct_scan, index), _one_slice(mr_scan, index))
+            )
+    if not pairs:
+        raise ValueError("no CT and MR inputs share a file name, so nothing can be paired")
+    return pairs
+
+
+def _one_slice(scan: Scan, index: int) -> Scan:
+    return Scan(
+        voxels=scan.voxels[index : index + 1],
+        modality=scan.modality,
+        geometry=scan.geometry.subset(slice(index, index + 1)),
+        provenance=scan.provenance,
+    )

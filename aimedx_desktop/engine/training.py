@@ -1,0 +1,493 @@
+"""CycleGAN training: two ResNet generators, two PatchGAN discriminators, unpaired slices.
+
+Losses and defaults follow Zhu et al. 2017 and its reference implementation: LSGAN adversarial
+loss, cycle loss (lambda 10 each way), identity loss (0.5 * lambda), an image pool of 50, Adam
+(2e-4, betas 0.5/0.999), a constant learning rate then a linear decay to zero.
+
+Data parallelism (torchrun) averages gradients across processes after each backward pass. The
+generators run several times per step and the discriminators are frozen during the generator
+step, which DistributedDataParallel's per-forward bookkeeping does not allow; an explicit
+all-reduce gives the same result as DDP and works for any such graph.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from torchvision.utils import make_grid, save_image
+
+from aimedx_desktop.engine.bundle import ModelBundle, new_bundle, save_bundle
+from aimedx_desktop.engine.datasets import SliceSet, UnpairedSlices, expand_inputs
+from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
+from aimedx_desktop.engine.networks import GeneratorConfig, PatchDiscriminator, ResnetGenerator, init_weights
+from aimedx_desktop.engine.scan import Modality
+from aimedx_desktop.engine.translator import CancelToken, resolve_device
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LOSSES_NAME = "losses.csv"
+LOSS_NAMES = ("g_adv", "cycle", "identity", "d_ct", "d_mr")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run. Saved in the checkpoint; `--resume` reuses it."""
+
+    ct: list[str]
+    mr: list[str]
+    out: str
+    exclude: list[str] = field(default_factory=list)
+    name: str = "aimedx-cyclegan"
+    version: str = "0.1.0"
+    epochs: int = 100
+    epochs_decay: int = 100
+    batch_size: int = 1
+    crop_size: int = 256
+    image_size: int = 256
+    ngf: int = 64
+    n_blocks: int = 9
+    ndf: int = 64
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    init_gain: float = 0.02
+    ct_lo_hu: float = -1000.0
+    ct_hi_hu: float = 1000.0
+    mr_p_lo: float = 0.0
+    mr_p_hi: float = 99.5
+    min_foreground: float = 0.1
+    precision: str = "fp32"
+    channels_last: bool = False
+    device: str = "auto"
+    seed: int = 0
+    licence: str = "as the training data's licence allows"
+    command: str = ""
+
+    @property
+    def contract(self) -> IntensityContract:
+        return IntensityContract(CTContract(self.ct_lo_hu, self.ct_hi_hu), MRContract(self.mr_p_lo, self.mr_p_hi))
+
+    @property
+    def generator_config(self) -> GeneratorConfig:
+        return GeneratorConfig(ngf=self.ngf, n_blocks=self.n_blocks)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.epochs_decay
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    total_epochs: int
+    iteration: int
+    iterations: int
+    losses: dict[str, float]
+    seconds_per_iteration: float
+
+
+ProgressCallback = Callable[[EpochReport], None]
+
+
+class ImagePool:
+    """History of generated images (Shrivastava et al.): the discriminator sees old fakes too."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        chosen = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image.cpu())
+                chosen.append(image)
+            elif torch.rand(1).item() < 0.5:
+                index = int(torch.randint(0, self.size, (1,)).item())
+                chosen.append(self.images[index].to(image.device))
+                self.images[index] = image.cpu()
+            else:
+                chosen.append(image)
+        return torch.cat(chosen)
+
+
+class Distributed:
+    """This process's place in a torchrun job (or a single process when run alone)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world_size > 1
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def average_gradients(self, *modules: nn.Module) -> None:
+        if not self.enabled:
+            return
+        for module in modules:
+            for parameter in module.parameters():
+                if parameter.grad is not None:
+                    dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+                    parameter.grad /= self.world_size
+
+    def broadcast(self, *modules: nn.Module) -> None:
+        if self.enabled:
+            for module in modules:
+                for tensor in module.state_dict().values():
+                    dist.broadcast(tensor, 0)
+
+    def mean(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / self.world_size
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class CycleGAN(nn.Module):
+    """The four networks, named by direction and domain."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__()
+        self.mr2ct = ResnetGenerator.from_config(config.generator_config)
+        self.ct2mr = ResnetGenerator.from_config(config.generator_config)
+        self.d_ct = PatchDiscriminator(ndf=config.ndf)
+        self.d_mr = PatchDiscriminator(ndf=config.ndf)
+        init_weights(self, config.init_gain)
+
+    @property
+    def generators(self) -> tuple[nn.Module, nn.Module]:
+        return self.mr2ct, self.ct2mr
+
+    @property
+    def discriminators(self) -> tuple[nn.Module, nn.Module]:
+        return self.d_ct, self.d_mr
+
+
+def linear_decay(config: TrainConfig) -> Callable[[int], float]:
+    """Learning-rate factor: 1 for `epochs`, then linearly down towards 0 over `epochs_decay`."""
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - config.epochs) / float(config.epochs_decay + 1)
+
+    return factor
+
+
+class Trainer:
+    """One training run in one run folder; resumable from its checkpoint."""
+
+    def __init__(self, config: TrainConfig, progress: ProgressCallback | None = None) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        self.dist = Distributed(self.device)
+        torch.manual_seed(config.seed + self.dist.rank)
+        self.model = CycleGAN(config).to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.dist.broadcast(self.model)
+        generator_params = [p for g in self.model.generators for p in g.parameters()]
+        discriminator_params = [p for d in self.model.discriminators for p in d.parameters()]
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(generator_params, lr=config.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(discriminator_params, lr=config.lr, betas=betas)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, linear_decay(config))
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, linear_decay(config))
+        self.pool_ct = ImagePool(config.pool_size)
+        self.pool_mr = ImagePool(config.pool_size)
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        self.data_summary: dict[str, Any] = {}
+
+    # ----- data -------------------------------------------------------------------------------
+
+    def load_data(self) -> UnpairedSlices:
+        config = self.config
+        contract = config.contract
+        ct_paths = expand_inputs(config.ct, config.exclude)
+        mr_paths = expand_inputs(config.mr, config.exclude)
+        ct = SliceSet.load(ct_paths, Modality.CT, contract, config.image_size, config.min_foreground)
+        mr = SliceSet.load(mr_paths, Modality.MR, contract, config.image_size, config.min_foreground)
+        self.data_summary = {
+            "ct_inputs": len(ct_paths),
+            "mr_inputs": len(mr_paths),
+            "ct": ct.summary(),
+            "mr": mr.summary(),
+            "exclude": config.exclude,
+        }
+        return UnpairedSlices(ct, mr, config.crop_size, config.image_size, seed=config.seed)
+
+    # ----- one step ---------------------------------------------------------------------------
+
+    def _autocast(self) -> Any:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+
+    def step(self, real_ct: torch.Tensor, real_mr: torch.Tensor) -> dict[str, float]:
+        """One generator update and one discriminator update; returns the losses."""
+        model, config = self.model, self.config
+        gan_loss, l1 = nn.MSELoss(), nn.L1Loss()
+        for d in model.discriminators:
+            d.requires_grad_(False)
+        with self._autocast():
+            fake_ct = model.mr2ct(real_mr)
+            fake_mr = model.ct2mr(real_ct)
+            rec_mr = model.ct2mr(fake_ct)
+            rec_ct = model.mr2ct(fake_mr)
+            pred_ct = model.d_ct(fake_ct)
+            pred_mr = model.d_mr(fake_mr)
+            g_adv = gan_loss(pred_ct, torch.ones_like(pred_ct)) + gan_loss(pred_mr, torch.ones_like(pred_mr))
+            cycle = (l1(rec_mr, real_mr) + l1(rec_ct, real_ct)) * config.lambda_cycle
+            identity = torch.zeros((), device=self.device)
+            if config.lambda_identity > 0:
+                weight = config.lambda_cycle * config.lambda_identity
+                identity = (l1(model.mr2ct(real_ct), real_ct) + l1(model.ct2mr(real_mr), real_mr)) * weight
+            g_total = g_adv + cycle + identity
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(g_total).backward()
+        self.dist.average_gradients(*model.generators)
+        self.scaler.step(self.opt_g)
+
+        for d in model.discriminators:
+            d.requires_grad_(True)
+        with self._autocast():
+            d_ct = self._discriminator_loss(model.d_ct, real_ct, self.pool_ct.query(fake_ct.float()))
+            d_mr = self._discriminator_loss(model.d_mr, real_mr, self.pool_mr.query(fake_mr.float()))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(d_ct + d_mr).backward()
+        self.dist.average_gradients(*model.discriminators)
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        values = (g_adv, cycle, identity, d_ct, d_mr)
+        return {name: float(value.detach().float()) for name, value in zip(LOSS_NAMES, values)}
+
+    @staticmethod
+    def _discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        gan_loss = nn.MSELoss()
+        pred_real = discriminator(real)
+        pred_fake = discriminator(fake.detach())
+        return 0.5 * (gan_loss(pred_real, torch.ones_like(pred_real)) + gan_loss(pred_fake, torch.zeros_like(pred_fake)))
+
+    # ----- the loop ---------------------------------------------------------------------------
+
+    def fit(self, cancel: CancelToken | None = None) -> ModelBundle | None:
+        """Train to the last epoch, checkpointing after each; returns the bundle (rank 0)."""
+        dataset = self.load_data()
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        sampler = (
+            DistributedSampler(dataset, self.dist.world_size, self.dist.rank, shuffle=True, seed=self.config.seed)
+            if self.dist.enabled
+            else None
+        )
+        generator = torch.Generator().manual_seed(self.config.seed)
+        loader = DataLoader(
+            dataset,
+            batch_size=self.config.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            generator=generator,
+            drop_last=len(dataset) >= self.config.batch_size,
+        )
+        try:
+            while self.epoch < self.config.total_epochs:
+                if sampler is not None:
+                    sampler.set_epoch(self.epoch)
+                dataset.set_epoch(self.epoch)
+                generator.manual_seed(self.config.seed * 7919 + self.epoch)
+                self._train_epoch(loader, cancel)
+                self.epoch += 1
+                if self.dist.is_main:
+                    self.save_checkpoint()
+                    self._write_samples(dataset)
+                self.dist.barrier()
+            return self.write_bundle() if self.dist.is_main else None
+        finally:
+            self.dist.close()
+
+    def _train_epoch(self, loader: DataLoader, cancel: CancelToken | None) -> None:
+        self.model.train()
+        sums = dict.fromkeys(LOSS_NAMES, 0.0)
+        started = time.perf_counter()
+        iterations = len(loader)
+        for iteration, (real_ct, real_mr) in enumerate(loader, start=1):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            real_ct, real_mr = self._to_device(real_ct), self._to_device(real_mr)
+            for name, value in self.step(real_ct, real_mr).items():
+                sums[name] += value
+            if self.progress is not None and self.dist.is_main:
+                seconds = (time.perf_counter() - started) / iteration
+                means = {k: v / iteration for k, v in sums.items()}
+                self.progress(EpochReport(self.epoch + 1, self.config.total_epochs, iteration, iterations, means, seconds))
+        row = {"epoch": self.epoch + 1, **{k: self.dist.mean(v / max(1, iterations)) for k, v in sums.items()}}
+        row["seconds_per_iteration"] = (time.perf_counter() - started) / max(1, iterations)
+        row["lr"] = self.opt_g.param_groups[0]["lr"]
+        self.sched_g.step()
+        self.sched_d.step()
+        self.history.append(row)
+        if self.dist.is_main:
+            self._append_csv(row)
+
+    def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, non_blocking=True)
+        return batch.contiguous(memory_format=torch.channels_last) if self.config.channels_last else batch
+
+    # ----- files ------------------------------------------------------------------------------
+
+    def _append_csv(self, row: dict[str, float]) -> None:
+        path = self.out / LOSSES_NAME
+        new = not path.exists()
+        with path.open("a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    @torch.no_grad()
+    def _write_samples(self, dataset: UnpairedSlices) -> None:
+        """Grid per epoch: rows CT→MR→CT and MR→CT→MR on fixed slices (input, translated, reconstructed)."""
+        self.model.eval()
+        ct = dataset.ct[:2].to(self.device)
+        mr = dataset.mr[:2].to(self.device)
+        fake_mr, fake_ct = self.model.ct2mr(ct), self.model.mr2ct(mr)
+        rows = [ct, fake_mr, self.model.mr2ct(fake_mr), mr, fake_ct, self.model.ct2mr(fake_ct)]
+        images = torch.stack(rows, 1).flatten(0, 1).float().cpu()
+        folder = self.out / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        save_image(make_grid(images, nrow=3, normalize=True, value_range=(-1, 1)), folder / f"epoch_{self.epoch:03d}.png")
+        self.model.train()
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "pool_ct": self.pool_ct.images,
+            "pool_mr": self.pool_mr.images,
+            "rng": torch.get_rng_state(),
+            "history": self.history,
+            "data_summary": self.data_summary,
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Atomic: write a temporary file, then rename over the previous checkpoint."""
+        target = self.out / CHECKPOINT_NAME
+        partial = target.with_suffix(".pt.partial")
+        torch.save(self.checkpoint_state(), partial)
+        os.replace(partial, target)
+        return target
+
+    def load_checkpoint(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.pool_ct.images = list(state["pool_ct"])
+        self.pool_mr.images = list(state["pool_mr"])
+        torch.set_rng_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        self._apply_schedule()
+        self.history = list(state["history"])
+        self.dist.broadcast(self.model)
+
+    def _apply_schedule(self) -> None:
+        """Set this epoch's learning rate from the current config, which a resume may have
+        lengthened (the checkpoint's optimiser state holds the rate of the old schedule)."""
+        factor = linear_decay(self.config)(self.epoch)
+        for optimizer, scheduler in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
+            scheduler.lr_lambdas = [linear_decay(self.config)] * len(optimizer.param_groups)
+            for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+                group["lr"] = base_lr * factor
+
+    def write_bundle(self) -> ModelBundle:
+        config = self.config
+        last = self.history[-1] if self.history else {}
+        bundle = new_bundle(
+            config.name,
+            config.generator_config,
+            config.contract,
+            image_size=config.image_size,
+            version=config.version,
+            seed=None,
+            licence=config.licence,
+            intended_use="Research and teaching. Synthetic images are not for diagnosis.",
+            training={
+                "command": config.command,
+                "epochs": config.total_epochs,
+                "options": {k: v for k, v in asdict(config).items() if k not in ("ct", "mr", "out", "command")},
+                "inputs": {"ct": config.ct, "mr": config.mr},
+                "data": self.data_summary,
+                "final_losses": {k: last.get(k) for k in LOSS_NAMES},
+                "seconds_per_iteration": last.get("seconds_per_iteration"),
+                "device": str(self.device),
+                "processes": self.dist.world_size,
+            },
+        )
+        bundle.generators = {"mr2ct": self.model.mr2ct.cpu().eval(), "ct2mr": self.model.ct2mr.cpu().eval()}
+        self.model.to(self.device)
+        save_bundle(bundle, self.out / "bundle")
+        return bundle
+
+
+def load_run(out: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The config saved in a run folder's checkpoint, optionally with a longer schedule etc."""
+    state = read_checkpoint(out)
+    config = TrainConfig(**state["config"])
+    return dataclasses.replace(config, **(overrides or {}))
+
+
+def read_checkpoint(out: str | Path) -> dict[str, Any]:
+    path = Path(out) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> ModelBundle | None:
+    """Run (or resume) training in config.out; returns the bundle written at the end."""
+    trainer = Trainer(config, progress)
+    if resume:
+        trainer.load_checkpoint(read_checkpoint(config.out))
+    return trainer.fit(cancel)
