@@ -7,12 +7,17 @@ one line `error: …` on stderr and exit status 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aimedx_desktop import RESEARCH_USE_STATEMENT, __version__
+
+if TYPE_CHECKING:
+    from aimedx_desktop.engine.scan import Scan
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -159,6 +164,7 @@ def _convert(args: argparse.Namespace) -> int:
             scan = calibrate_display_ct(scan, bundle.contract.ct)
             print(f"warning: {scan.warnings[-1]}", file=sys.stderr)
         target = Modality.parse(args.to) if args.to else scan.modality.other
+        _refuse_existing_outputs(dataclasses.replace(scan, modality=target), args)
         translator = Translator(bundle, device=args.device)
         print(
             f"{scan.modality.value} → {target.value}: {scan.n_slices} slice(s) of {args.input} "
@@ -178,6 +184,15 @@ def _convert(args: argparse.Namespace) -> int:
         )
     print(f"wrote {len(written)} {args.format.upper()} file(s) to {args.out}")
     return EXIT_OK
+
+
+def _refuse_existing_outputs(target_like: "Scan", args: argparse.Namespace) -> None:
+    """Fail before the slow translation, not after it, when outputs exist and --overwrite is absent."""
+    from aimedx_desktop.engine.io.export import planned_paths
+
+    existing = [p for p in planned_paths(target_like, args.out, args.format) if p.exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{existing[0]} and {len(existing) - 1} other output file(s) exist; pass --overwrite to replace them")
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -63,21 +64,26 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def print_progress(report: EpochReport) -> None:
+    """Redraw one line on a terminal; in a log, a line every tenth of an epoch."""
     remaining = (report.iterations - report.iteration) + (report.total_epochs - report.epoch) * report.iterations
     eta = remaining * report.seconds_per_iteration
     losses = " ".join(f"{k}={v:.3f}" for k, v in report.losses.items())
-    end = "\n" if report.iteration == report.iterations else ""
-    line = (f"\repoch {report.epoch}/{report.total_epochs} it {report.iteration}/{report.iterations} "
+    line = (f"epoch {report.epoch}/{report.total_epochs} it {report.iteration}/{report.iterations} "
             f"{report.seconds_per_iteration:.2f}s/it eta {eta / 60:.0f} min {losses}")
-    if sys.stderr.isatty() or end:
-        sys.stderr.write(line + end)
-        sys.stderr.flush()
+    last = report.iteration == report.iterations
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line + ("\n" if last else ""))
+    elif last or report.iteration % max(1, report.iterations // 10) == 0:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def run_training(args: argparse.Namespace) -> int:
     if args.resume:
         given = {name: getattr(args, name) for name in _RESUMABLE_OVERRIDES}
-        config = load_run(args.out, {k: v for k, v in given.items() if v != getattr(_DEFAULTS, k)})
+        overrides = {k: v for k, v in given.items() if v != getattr(_DEFAULTS, k)}
+        config = load_run(args.out, overrides)
+        config = dataclasses.replace(config, command=f"{config.command}; resumed: {shlex.join(['aimedx', *args.argv])}")
         print(f"resuming {args.out}", file=sys.stderr)
     else:
         config = config_from_args(args)

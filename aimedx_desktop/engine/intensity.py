@@ -120,11 +120,11 @@ def _build(kind: type, values: dict[str, Any]) -> Any:
     return kind(**{name: float(value) for name, value in values.items() if name in names})
 
 
-RASTER_FORMATS = ("png", "jpeg")
+RASTER_FORMATS = ("png", "jpeg", "tiff", "bmp")
 
 
 def is_display_windowed_ct(scan: Scan) -> bool:
-    """A CT read from an 8-bit PNG/JPEG holds display gray levels, not HU."""
+    """A CT read from an 8-bit raster image (PNG, JPEG, ...) holds display gray levels, not HU."""
     return (
         scan.modality is Modality.CT
         and scan.provenance.source_format in RASTER_FORMATS
