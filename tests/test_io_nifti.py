@@ -70,7 +70,7 @@ def test_modality_defaults_to_mr_with_a_warning_and_scaling_is_applied(tmp_path)
 def test_4d_and_broken_files_are_refused(tmp_path):
     path = tmp_path / "series.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 3, 2), np.float32), np.eye(4)), path)
-    with pytest.raises(ScanReadError, match=r"^series.nii.gz: NIfTI of shape \(3, 4, 4, 2\): only a single 3-D"):
+    with pytest.raises(ScanReadError, match=r"^series.nii.gz: NIfTI of shape \(4, 4, 3, 2\): only a single 3-D"):
         read_scan(path, modality="mr")
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"\x1f\x8b not really gzip")

@@ -36,6 +36,7 @@ def read_nifti(path: Path, modality: Modality | None = None) -> Scan:
     """
     try:
         image = nib.load(path)
+        stored_shape = image.shape
         image = image.as_reoriented(ornt_transform(io_orientation(image.affine), axcodes2ornt(_AXIAL_DISPLAY)))
         voxels = np.asarray(image.get_fdata(dtype=np.float32))
     except FileNotFoundError as exc:
@@ -44,9 +45,9 @@ def read_nifti(path: Path, modality: Modality | None = None) -> Scan:
         raise ScanReadError(path, "not a NIfTI file") from exc
     except Exception as exc:  # nibabel, gzip and zlib raise many types on damaged files
         raise ScanReadError(path, f"damaged NIfTI file ({type(exc).__name__}: {exc})") from exc
-    voxels = voxels.reshape(voxels.shape[:3] + tuple(n for n in voxels.shape[3:] if n > 1))
-    if voxels.ndim != 3:
-        raise ScanReadError(path, f"NIfTI of shape {voxels.shape}: only a single 3-D volume can be read")
+    if any(n > 1 for n in stored_shape[3:]):
+        raise ScanReadError(path, f"NIfTI of shape {stored_shape}: only a single 3-D volume can be read")
+    voxels = voxels.reshape(voxels.shape[:3])
     warnings: list[str] = []
     if modality is None:
         modality, guess = guess_modality(path)
