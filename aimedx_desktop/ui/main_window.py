@@ -1,0 +1,568 @@
+"""The main window: menus, toolbar, the source and synthetic panes, status bar and progress.
+
+Long work goes to `Worker`; the window only starts jobs and applies their outcome. A job's
+outcome is applied when the worker has finished, so a cancelled or failed job leaves the window
+as it was (the partially filled synthetic pane is put back to what it showed before).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QProgressBar, QSplitter, QToolBar
+
+from aimedx_desktop import __version__
+from aimedx_desktop.engine.scan import Modality, Scan
+from aimedx_desktop.ui import jobs
+from aimedx_desktop.ui.dialogs import ABOUT_TEXT, Dialogs
+from aimedx_desktop.ui.settings import AppSettings
+from aimedx_desktop.ui.viewer import SliceViewer
+from aimedx_desktop.ui.window_level import CT_PRESETS, Preset
+from aimedx_desktop.ui.worker import Worker
+
+NO_MODEL_TEXT = "No model installed: conversion is unavailable until one is (Model → Import bundle…)"
+DIRECTIONS: tuple[tuple[str, Modality | None], ...] = (("Auto", None), ("CT → MR", Modality.CT), ("MR → CT", Modality.MR))
+NAVIGATION_KEYS: tuple[tuple[str, tuple[str, ...], Callable[[int, int], int]], ...] = (
+    ("Next slice", ("PgDown", "Down", "Right"), lambda index, count: index + 1),
+    ("Previous slice", ("PgUp", "Up", "Left"), lambda index, count: index - 1),
+    ("First slice", ("Home",), lambda index, count: 0),
+    ("Last slice", ("End",), lambda index, count: count - 1),
+)
+"""(menu text, keys, new slice index from (index, count)); set_index clamps."""
+MOUSE_HELP = (
+    "Left drag: window/level (right = wider, up = higher centre)\n"
+    "Middle drag: pan    Right drag or Ctrl+wheel: zoom    Wheel: slice"
+)
+
+
+@dataclass
+class _Job:
+    """What to do when the running job ends."""
+
+    on_result: Callable[[Any], None]
+    error_title: str
+    subject: str
+    on_abort: Callable[[], None] = lambda: None
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings, dialogs: Dialogs | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.dialogs = dialogs or Dialogs(self)
+        self.setWindowTitle(f"AI-MEDX Desktop {__version__}")
+        self.setAcceptDrops(True)
+        self.source_scan: Scan | None = None
+        self.synthetic_scan: Scan | None = None
+        self.models: list[jobs.ModelEntry] = []
+        self.engine_ready = False
+        self.device_text = "…"
+        self.translators = jobs.TranslatorCache()
+        self.worker = Worker(self)
+        self._startup = Worker(self)
+        self._job: _Job | None = None
+        self._outcome: tuple[str, Any] = ("none", None)
+
+        self.source_viewer = SliceViewer("Source")
+        self.synthetic_viewer = SliceViewer("Synthetic", synthetic=True)
+        self.viewers = (self.source_viewer, self.synthetic_viewer)
+        self._active = self.source_viewer
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        for viewer in self.viewers:
+            splitter.addWidget(viewer)
+            viewer.sliceChanged.connect(lambda index, v=viewer: self._slice_changed(v, index))
+            viewer.cursorMoved.connect(lambda row, col, v=viewer: self._cursor_moved(v, row, col))
+            viewer.windowChanged.connect(lambda _window: self._update_window_label())
+        self.setCentralWidget(splitter)
+
+        self._build_status_bar()
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._connect_worker()
+        self.link_action.setChecked(settings.linked)
+        self.overlay_action.setChecked(settings.overlays)
+        self._apply_link(settings.linked)
+        self._apply_overlays(settings.overlays)
+        self._update_state()
+        geometry = settings.store.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 760)
+
+    # --- construction -------------------------------------------------------------------
+    def _action(self, text: str, slot: Callable[[], Any], shortcut: str | QKeySequence | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.open_action = self._action("&Open file…", self.ask_open_file, QKeySequence.StandardKey.Open)
+        self.open_folder_action = self._action("Open DICOM &folder…", self.ask_open_folder, "Ctrl+Shift+O")
+        self.export_png_action = self._action("Export synthetic as &PNG…", lambda: self.export("png"), "Ctrl+E")
+        self.export_dicom_action = self._action("Export synthetic as &DICOM…", lambda: self.export("dicom"), "Ctrl+Shift+E")
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.convert_action = self._action("Convert", self.convert, "Ctrl+Return")
+        self.cancel_action = self._action("Cancel", self.cancel, "Escape")
+        self.preset_actions = [
+            self._action(f"{p.name}  {p.window.centre:g}/{p.window.width:g}", lambda p=p: self.apply_preset(p), p.key)
+            for p in CT_PRESETS
+        ]
+        self.reset_window_action = self._action("Reset window (auto)", self.reset_windows, "0")
+        self.reset_view_action = self._action("Reset view", self.reset_view, "R")
+        self.link_action = self._action("Link panes", lambda: self._apply_link(self.link_action.isChecked()), "L")
+        self.link_action.setCheckable(True)
+        self.overlay_action = self._action("Show overlays", lambda: self._apply_overlays(self.overlay_action.isChecked()), "O")
+        self.overlay_action.setCheckable(True)
+        self.navigation_actions = []
+        for text, keys, target in NAVIGATION_KEYS:
+            action = self._action(text, lambda t=target: self.navigate(t))
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            self.navigation_actions.append(action)
+        self.import_model_action = self._action("Import bundle…", self.ask_import_model)
+        self.model_card_action = self._action("Show model card", self.show_model_card)
+        self.shortcuts_action = self._action("Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
+        self.about_action = self._action("About AI-MEDX Desktop", self.show_about)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.open_action, self.open_folder_action])
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addActions([self.export_png_action, self.export_dicom_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        view = bar.addMenu("&View")
+        presets = view.addMenu("Window/level presets (CT)")
+        presets.addActions(self.preset_actions)
+        view.addAction(self.reset_window_action)
+        view.addAction(self.reset_view_action)
+        view.addSeparator()
+        view.addActions([self.link_action, self.overlay_action])
+        slices = view.addMenu("Slices")
+        slices.addActions(self.navigation_actions)
+
+        self.model_menu = bar.addMenu("&Model")
+        self.model_group = QActionGroup(self)
+        self.model_group.setExclusive(True)
+        self._fill_model_menu()
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addActions([self.shortcuts_action, self.about_action])
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setMovable(False)
+        self.addToolBar(toolbar)
+        toolbar.addWidget(QLabel(" Direction: "))
+        self.direction_box = QComboBox()
+        self.direction_box.addItems([label for label, _ in DIRECTIONS])
+        self.direction_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.direction_box.setToolTip("Auto follows the source's modality; choose one for PNG/JPEG/NIfTI input")
+        self.direction_box.currentIndexChanged.connect(lambda _i: self._update_state())
+        toolbar.addWidget(self.direction_box)
+        toolbar.addSeparator()
+        toolbar.addAction(self.convert_action)
+        toolbar.addAction(self.cancel_action)
+        toolbar.addSeparator()
+        toolbar.addWidget(QLabel(" Window: "))
+        self.preset_box = QComboBox()
+        self.preset_box.addItem("Preset…")
+        self.preset_box.addItems([f"{p.key}  {p.name} {p.window.centre:g}/{p.window.width:g}" for p in CT_PRESETS])
+        self.preset_box.addItem("0  Auto / reset")
+        self.preset_box.activated.connect(self._preset_chosen)
+        toolbar.addWidget(self.preset_box)
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.cursor_label = QLabel("")
+        self.value_label = QLabel("")
+        self.window_label = QLabel("")
+        self.device_label = QLabel("Device: …")
+        self.model_label = QLabel("Model: …")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setVisible(False)
+        # All permanent: a status message must not hide the values under the cursor.
+        for widget in (self.cursor_label, self.value_label, self.window_label, self.progress_bar, self.model_label, self.device_label):
+            status.addPermanentWidget(widget)
+
+    def _connect_worker(self) -> None:
+        self.worker.progress.connect(self._progress)
+        self.worker.slice_ready.connect(self.synthetic_viewer.fill_slice)
+        self.worker.result.connect(lambda value: self._set_outcome("ok", value))
+        self.worker.error.connect(lambda message: self._set_outcome("error", message))
+        self.worker.cancelled.connect(lambda: self._set_outcome("cancelled", None))
+        self.worker.finished.connect(self._job_finished)
+        self._startup.result.connect(self._engine_loaded)
+        self._startup.error.connect(lambda message: self._engine_failed(message))
+
+    # --- start-up -----------------------------------------------------------------------
+    def load_engine(self) -> None:
+        """Load torch, find the models and the device off the UI thread (torch takes seconds)."""
+        imported = self.settings.imported_models
+        self._startup.start(lambda _ctx: (jobs.discover_models(imported), jobs.device_description()))
+
+    def _engine_loaded(self, value: tuple[list[jobs.ModelEntry], str]) -> None:
+        self.models, self.device_text = value
+        self.engine_ready = True
+        self.device_label.setText(f"Device: {self.device_text}")
+        self._fill_model_menu()
+        self._update_state()
+
+    def _engine_failed(self, message: str) -> None:
+        self.device_label.setText("Device: unavailable")
+        self.dialogs.error("The conversion engine did not start", message)
+
+    # --- jobs ---------------------------------------------------------------------------
+    def _run(self, function: Callable[[Any], Any], job: _Job, cancel: Any = None) -> bool:
+        if self.worker.busy:
+            self.statusBar().showMessage("Busy: wait for the current job or cancel it", 4000)
+            return False
+        self._job = job
+        self._outcome = ("none", None)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setMaximum(0)
+        self.progress_bar.setVisible(True)
+        self.worker.start(function, cancel)
+        self._update_state()
+        return True
+
+    def _set_outcome(self, kind: str, value: Any) -> None:
+        self._outcome = (kind, value)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress_bar.setMaximum(max(total, 1))
+        self.progress_bar.setValue(done)
+        self.progress_bar.setFormat(f"{done} / {total}")
+
+    def _job_finished(self) -> None:
+        job, self._job = self._job, None
+        self.progress_bar.setVisible(False)
+        self._update_state()
+        self._update_window_label()
+        if job is None:
+            return
+        kind, value = self._outcome
+        if kind == "ok":
+            job.on_result(value)
+            return
+        job.on_abort()
+        if kind == "error":
+            self.dialogs.error(job.error_title, f"{job.subject}\n\n{value}")
+        elif kind == "cancelled":
+            self.statusBar().showMessage("Cancelled", 4000)
+        self._update_state()
+
+    def cancel(self) -> None:
+        if self.worker.busy:
+            self.statusBar().showMessage("Cancelling…")
+            self.worker.cancel()
+
+    # --- opening ------------------------------------------------------------------------
+    def ask_open_file(self) -> None:
+        path = self.dialogs.open_file(self.settings.last_dir)
+        if path is not None:
+            self.open_path(path)
+
+    def ask_open_folder(self) -> None:
+        path = self.dialogs.open_folder(self.settings.last_dir)
+        if path is not None:
+            self.open_path(path)
+
+    def open_path(self, path: Path, series_uid: str | None = None) -> bool:
+        """Read `path` in the worker; on success it replaces the source and clears the synthetic."""
+        path = Path(path)
+        job = _Job(lambda value: self._opened(path, value), "Could not open the scan", str(path))
+        started = self._run(lambda _ctx: jobs.open_path(path, series_uid=series_uid), job)
+        if started:
+            self.statusBar().showMessage(f"Opening {path}…")
+        return started
+
+    def _opened(self, path: Path, value: Scan | list[Any]) -> None:
+        if isinstance(value, list):
+            uid = self.dialogs.choose_series(value)
+            if uid is not None:
+                self.open_path(path, series_uid=uid)
+            return
+        self.source_scan = value
+        self.synthetic_scan = None
+        self.source_viewer.set_scan(value)
+        self.synthetic_viewer.set_scan(None)
+        self.settings.add_recent(path)
+        self.settings.last_dir = str(path.parent)
+        self.setWindowTitle(f"AI-MEDX Desktop — {path.name}")
+        self.direction_box.setCurrentIndex(0)
+        message = f"Opened {path.name}: {value.modality.value}, {value.n_slices} slice(s)"
+        self.statusBar().showMessage("; ".join([message, *value.warnings]), 8000)
+        self._update_window_label()
+        self._update_state()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for name in self.settings.recent_files:
+            action = self.recent_menu.addAction(name)
+            action.triggered.connect(lambda _checked=False, n=name: self.open_path(Path(n)))
+        if self.settings.recent_files:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self.settings.clear_recent)
+        else:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    # --- models -------------------------------------------------------------------------
+    @property
+    def model(self) -> jobs.ModelEntry | None:
+        """The selected usable model: the remembered one, else the first usable."""
+        usable = [m for m in self.models if m.card is not None]
+        chosen = [m for m in usable if str(m.path) == self.settings.model]
+        return (chosen or usable or [None])[0]
+
+    def _fill_model_menu(self) -> None:
+        self.model_menu.clear()
+        for action in self.model_group.actions():
+            self.model_group.removeAction(action)
+        current = self.model
+        if not self.engine_ready:
+            self.model_menu.addAction("(loading…)").setEnabled(False)
+        elif not self.models:
+            self.model_menu.addAction("(no model installed)").setEnabled(False)
+        for entry in self.models:
+            action = self.model_menu.addAction(entry.label)
+            action.setCheckable(True)
+            action.setEnabled(entry.card is not None)
+            action.setToolTip(entry.problem or str(entry.path))
+            action.setChecked(entry is current)
+            action.triggered.connect(lambda _checked=False, e=entry: self.select_model(e.path))
+            self.model_group.addAction(action)
+        self.model_menu.addSeparator()
+        self.model_menu.addActions([self.import_model_action, self.model_card_action])
+        self.model_label.setText(f"Model: {current.label}" if current else ("Model: none" if self.engine_ready else "Model: …"))
+
+    def select_model(self, path: Path) -> None:
+        self.settings.model = str(path)
+        self._fill_model_menu()
+        self._update_state()
+
+    def ask_import_model(self) -> None:
+        path = self.dialogs.open_folder(self.settings.last_dir, "Import model bundle folder")
+        if path is not None:
+            self.import_model(path)
+
+    def import_model(self, path: Path) -> bool:
+        """Check the bundle's card, remember the bundle and select it."""
+        from aimedx_desktop.engine.bundle import BundleError, read_card
+
+        try:
+            card = read_card(path)
+        except BundleError as error:
+            self.dialogs.error("Not a model bundle", f"{path}\n\n{error}")
+            return False
+        self.settings.add_imported_model(path)
+        self.models = [m for m in self.models if m.path.resolve() != path.resolve()] + [jobs.ModelEntry(path, card)]
+        self.select_model(path)
+        return True
+
+    def show_model_card(self) -> None:
+        entry = self.model
+        if entry is None:
+            self.dialogs.info("Model card", NO_MODEL_TEXT)
+            return
+        self.dialogs.text(f"Model card — {entry.label}", entry.card_text())
+
+    # --- converting and exporting -------------------------------------------------------
+    def source_modality(self) -> Modality | None:
+        """The modality the source is converted from: the override, else what was read."""
+        override = DIRECTIONS[self.direction_box.currentIndex()][1]
+        if override is not None:
+            return override
+        return None if self.source_scan is None else self.source_scan.modality
+
+    def convert(self) -> bool:
+        if self.worker.busy:
+            self.statusBar().showMessage("Busy: wait for the current job or cancel it", 4000)
+            return False
+        model, scan, source = self.model, self.source_scan, self.source_modality()
+        if model is None or scan is None or source is None:
+            if scan is not None and self.engine_ready:
+                self.dialogs.info("No model", NO_MODEL_TEXT)
+            return False
+        from aimedx_desktop.engine.translator import CancelToken
+
+        previous = self.synthetic_scan
+        self.synthetic_viewer.index = self.source_viewer.index
+        self.synthetic_viewer.begin_partial(scan, source.other)
+
+        def restore() -> None:
+            self.synthetic_viewer.set_scan(previous, keep_view=True, keep_window=previous is not None)
+
+        cache, path = self.translators, model.path
+        job = _Job(self._converted, "Conversion failed", f"{scan.description or 'scan'} with {model.label}", restore)
+        token = CancelToken()
+        started = self._run(
+            lambda ctx: jobs.convert(cache, path, scan, source, ctx.progress, ctx.cancel, ctx.slice_ready), job, token
+        )
+        if started:
+            self.statusBar().showMessage(f"Converting {source.value} → {source.other.value} on {self.device_text}…")
+        return started
+
+    def _converted(self, synthetic: Scan) -> None:
+        self.synthetic_scan = synthetic
+        self.synthetic_viewer.set_scan(synthetic, keep_view=True, keep_window=True)
+        if synthetic.modality is not Modality.CT:  # the auto window of the whole volume
+            self.synthetic_viewer.reset_window()
+        self.statusBar().showMessage(f"Converted {synthetic.n_slices} slice(s): {synthetic.provenance.describe()}", 8000)
+        self._update_state()
+
+    def export(self, fmt: str) -> bool:
+        scan = self.synthetic_scan
+        if scan is None or self.worker.busy:
+            return False
+        window = self.synthetic_viewer.window
+        request = self.dialogs.export_options(fmt, (window.centre, window.width), self.settings.last_dir)
+        if request is None:
+            return False
+        try:
+            existing = jobs.planned_existing(scan, request)
+        except Exception as error:  # the writer's own checks (bad folder, format) as a dialog
+            self.dialogs.error("Export failed", f"{request.out_dir}\n\n{error}")
+            return False
+        if existing and not self.dialogs.confirm_overwrite(existing):
+            return False
+        from aimedx_desktop.engine.translator import CancelToken
+
+        overwrite = bool(existing)
+        job = _Job(lambda paths: self._exported(request, paths), "Export failed", str(request.out_dir))
+        return self._run(lambda ctx: jobs.export(scan, request, overwrite, ctx.progress, ctx.cancel), job, CancelToken())
+
+    def _exported(self, request: jobs.ExportRequest, paths: list[Path]) -> None:
+        self.settings.last_dir = str(request.out_dir)
+        self.statusBar().showMessage(f"Wrote {len(paths)} {request.fmt.upper()} file(s) to {request.out_dir}", 8000)
+
+    # --- view ---------------------------------------------------------------------------
+    def navigate(self, target: Callable[[int, int], int]) -> None:
+        """Move the pane under the mouse (and, when linked, the other) to target(index, count)."""
+        viewer = self._active if self._active.scan is not None else self.source_viewer
+        viewer.set_index(target(viewer.index, viewer.n_slices))
+
+    def _slice_changed(self, viewer: SliceViewer, index: int) -> None:
+        if self.link_action.isChecked():
+            for other in self.viewers:
+                if other is not viewer and other.scan is not None:
+                    other.set_index(index)
+
+    def apply_preset(self, preset: Preset) -> None:
+        """CT presets apply to the panes that show CT in HU."""
+        panes = [v for v in self.viewers if v.shows_hu]
+        for viewer in panes:
+            viewer.set_window(preset.window)
+        if not panes:
+            self.statusBar().showMessage("CT presets apply to CT in HU; press 0 for the automatic window", 4000)
+
+    def reset_windows(self) -> None:
+        for viewer in self.viewers:
+            viewer.reset_window()
+
+    def _preset_chosen(self, index: int) -> None:
+        if 1 <= index <= len(CT_PRESETS):
+            self.apply_preset(CT_PRESETS[index - 1])
+        elif index == len(CT_PRESETS) + 1:
+            self.reset_windows()
+        self.preset_box.setCurrentIndex(0)
+
+    def reset_view(self) -> None:
+        for viewer in self.viewers:
+            viewer.reset_view()
+
+    def _apply_link(self, linked: bool) -> None:
+        self.settings.linked = linked
+        self.synthetic_viewer.link_to(self.source_viewer if linked else None)
+        if linked and self.source_viewer.scan is not None and self.synthetic_viewer.scan is not None:
+            self.synthetic_viewer.set_index(self.source_viewer.index)
+
+    def _apply_overlays(self, visible: bool) -> None:
+        self.settings.overlays = visible
+        for viewer in self.viewers:
+            viewer.set_overlays_visible(visible)
+
+    def _cursor_moved(self, viewer: SliceViewer, row: float, col: float) -> None:
+        self._active = viewer
+        for other in self.viewers:
+            if other is viewer or self.link_action.isChecked():
+                other.set_crosshair(row, col)
+            else:
+                other.set_crosshair(-1, -1)
+        if not viewer.pixel_inside(row, col):
+            self.cursor_label.setText("")
+            self.value_label.setText("")
+            return
+        row_mm, col_mm = viewer.scan.geometry.pixel_spacing
+        self.cursor_label.setText(f"x {int(col)}, y {int(row)} px ({col * col_mm:.1f}, {row * row_mm:.1f} mm)")
+        values = [f"{v.title.lower()}: {v.format_value(v.value_at(row, col))}" for v in self.viewers if v.scan is not None]
+        self.value_label.setText("   ".join(values))
+
+    def _update_window_label(self) -> None:
+        parts = [f"{v.title.lower()} {v.window.label()}" for v in self.viewers if v.scan is not None]
+        self.window_label.setText("W/L " + " · ".join(parts) if parts else "")
+
+    def _update_state(self) -> None:
+        busy = self.worker.busy
+        has_model = self.model is not None
+        for action in (self.open_action, self.open_folder_action, self.import_model_action):
+            action.setEnabled(not busy)
+        self.model_menu.setEnabled(not busy)
+        self.recent_menu.setEnabled(not busy)
+        self.convert_action.setEnabled(not busy and has_model and self.source_scan is not None)
+        self.convert_action.setToolTip("Convert the source" if has_model else NO_MODEL_TEXT)
+        self.cancel_action.setEnabled(busy and self.worker.cancellable)
+        for action in (self.export_png_action, self.export_dicom_action):
+            action.setEnabled(not busy and self.synthetic_scan is not None)
+        source = self.source_modality()
+        auto = "Auto" if self.source_scan is None else f"Auto ({self.source_scan.modality.value} → {self.source_scan.modality.other.value})"
+        self.direction_box.setItemText(0, auto)
+        if self.synthetic_viewer.scan is None and self.engine_ready:
+            hint = "No synthetic image yet" if has_model else NO_MODEL_TEXT.replace(": ", ":\n", 1)
+            self.synthetic_viewer.placeholder.setText(hint)
+        self.convert_action.setText(f"Convert {source.value} → {source.other.value}" if source else "Convert")
+
+    # --- help ---------------------------------------------------------------------------
+    def show_shortcuts(self) -> None:
+        shown = [a for a in self.actions() if not a.shortcut().isEmpty() and a not in self.navigation_actions]
+        lines = [f"{a.shortcut().toString():<18} {a.text().replace('&', '')}" for a in shown]
+        lines += ["", *[f"{', '.join(keys):<18} {text}" for text, keys, _ in NAVIGATION_KEYS], "", MOUSE_HELP]
+        self.dialogs.text("Keyboard shortcuts", "\n".join(dict.fromkeys(lines)))
+
+    def show_about(self) -> None:
+        self.dialogs.info("About AI-MEDX Desktop", f"AI-MEDX Desktop {__version__}\n\n{ABOUT_TEXT}")
+
+    # --- closing ------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.settings.store.setValue("geometry", self.saveGeometry())
+        self.settings.store.sync()
+        for worker in (self.worker, self._startup):
+            worker.cancel()
+            worker.wait()
+        super().closeEvent(event)
+

@@ -1,0 +1,129 @@
+"""Window/level arithmetic and presets: pure Python, no Qt.
+
+A window (centre, width) maps [centre - width/2, centre + width/2] onto black..white. It only
+changes what is displayed; no function here ever touches the voxels it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_WIDTH = 1e-3
+MAX_SAMPLES = 250_000
+"""Percentiles are estimated on at most this many voxels: fast enough for the UI thread."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """A display window; `width` is never below MIN_WIDTH."""
+
+    centre: float
+    width: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", max(float(self.width), MIN_WIDTH))
+        object.__setattr__(self, "centre", float(self.centre))
+
+    @property
+    def levels(self) -> tuple[float, float]:
+        """(low, high): the values shown as black and white."""
+        return self.centre - self.width / 2.0, self.centre + self.width / 2.0
+
+    @classmethod
+    def from_levels(cls, low: float, high: float) -> "Window":
+        return cls((low + high) / 2.0, high - low)
+
+    def label(self) -> str:
+        return f"C {round(self.centre, 1):g} / W {round(self.width, 1):g}"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    window: Window
+    key: str
+
+
+CT_PRESETS: tuple[Preset, ...] = (
+    Preset("Brain", Window(40, 80), "1"),
+    Preset("Subdural", Window(75, 200), "2"),
+    Preset("Stroke", Window(40, 40), "3"),
+    Preset("Bone", Window(400, 1800), "4"),
+    Preset("Soft tissue", Window(40, 400), "5"),
+    Preset("Lung", Window(-600, 1500), "6"),
+)
+DEFAULT_CT_PRESET = CT_PRESETS[0]
+
+
+def preset(name: str) -> Preset:
+    """The CT preset called `name` (case-insensitive)."""
+    for item in CT_PRESETS:
+        if item.name.lower() == name.lower():
+            return item
+    raise KeyError(f"no window preset called {name!r}")
+
+
+def _sample(voxels: np.ndarray) -> np.ndarray:
+    flat = np.asarray(voxels).reshape(-1)
+    step = max(1, flat.size // MAX_SAMPLES)
+    sample = flat[::step]
+    return sample[np.isfinite(sample)]
+
+
+def auto_window(voxels: np.ndarray, suggested: tuple[float, float] | None = None) -> Window:
+    """The window for data without a standard scale (MR, plain images).
+
+    The window the file suggests (DICOM WindowCenter/Width) if any, else the 0.5–99.5
+    percentile range, else the full range (flat data), else 0..1 for empty data.
+    """
+    if suggested is not None and suggested[1] > 0:
+        return Window(*suggested)
+    sample = _sample(voxels)
+    if sample.size == 0:
+        return Window(0.5, 1.0)
+    low, high = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    if high > low:
+        return Window.from_levels(low, high)
+    low, high = float(sample.min()), float(sample.max())
+    if high > low:
+        return Window.from_levels(low, high)
+    return Window(low, 1.0)
+
+
+def default_window(
+    voxels: np.ndarray, is_ct_in_hu: bool, suggested: tuple[float, float] | None = None
+) -> Window:
+    """CT in HU opens with the file's window or the brain preset; anything else is auto."""
+    if is_ct_in_hu:
+        if suggested is not None and suggested[1] > 0:
+            return Window(*suggested)
+        return DEFAULT_CT_PRESET.window
+    return auto_window(voxels, suggested)
+
+
+def data_range(voxels: np.ndarray) -> float:
+    """max - min of the data (1.0 for flat or empty data): the scale of a W/L drag."""
+    sample = _sample(voxels)
+    if sample.size == 0:
+        return 1.0
+    span = float(sample.max() - sample.min())
+    return span if span > 0 else 1.0
+
+
+def dragged(start: Window, dx: float, dy: float, value_range: float, pixels: float = 500.0) -> Window:
+    """The window after a mouse drag of (dx, dy) screen pixels from `start`.
+
+    Right widens, left narrows; up raises the centre (the image darkens), down lowers it.
+    Dragging `pixels` screen pixels moves by the whole data range.
+    """
+    step = value_range / pixels
+    return Window(start.centre - dy * step, start.width + dx * step)
+
+
+def step_index(index: int, delta: int, count: int) -> int:
+    """`index + delta` clamped to 0..count-1 (0 when count is 0)."""
+    if count <= 0:
+        return 0
+    return min(max(index + delta, 0), count - 1)

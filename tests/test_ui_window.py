@@ -1,0 +1,404 @@
+"""The main window under pytest-qt (offscreen): open, convert, cancel, view, export, settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from aimedx_desktop.engine.scan import Modality
+from aimedx_desktop.ui import app as ui_app
+from aimedx_desktop.ui import jobs
+from aimedx_desktop.ui.jobs import ExportRequest
+from aimedx_desktop.ui.settings import AppSettings
+from aimedx_desktop.ui.window_level import Window, preset
+
+TIMEOUT_MS = 20_000
+
+
+class FakeDialogs:
+    """Answers every question without a modal loop and records what was asked."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, str]] = []
+        self.infos: list[tuple[str, str]] = []
+        self.texts: list[tuple[str, str]] = []
+        self.accept_notice = True
+        self.notices = 0
+        self.folder: Path | None = None
+        self.file: Path | None = None
+        self.series_choice = None
+        self.series_offered: list = []
+        self.export_request: ExportRequest | None = None
+        self.overwrite_answer = True
+        self.overwrite_asked: list[list[Path]] = []
+
+    def error(self, title: str, text: str) -> None:
+        self.errors.append((title, text))
+
+    def info(self, title: str, text: str) -> None:
+        self.infos.append((title, text))
+
+    def text(self, title: str, text: str) -> None:
+        self.texts.append((title, text))
+
+    def first_start_notice(self) -> bool:
+        self.notices += 1
+        return self.accept_notice
+
+    def choose_series(self, series):
+        self.series_offered = series
+        return self.series_choice
+
+    def confirm_overwrite(self, paths):
+        self.overwrite_asked.append(paths)
+        return self.overwrite_answer
+
+    def open_file(self, start):
+        return self.file
+
+    def open_folder(self, start, title=""):
+        return self.folder
+
+    def export_options(self, fmt, window, start):
+        return self.export_request
+
+
+def settings_at(path: Path) -> AppSettings:
+    return AppSettings(QSettings(str(path), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def dialogs() -> FakeDialogs:
+    return FakeDialogs()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch, dialogs):
+    """A window with no bundled models or samples (an empty resources folder)."""
+    monkeypatch.setenv("AIMEDX_RESOURCES", str(tmp_path / "resources"))
+    win = ui_app.create_window(settings_at(tmp_path / "settings.ini"), dialogs)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.engine_ready, timeout=TIMEOUT_MS)
+    return win
+
+
+@pytest.fixture
+def with_tiny_model(window, dialogs, tiny_bundle_dir):
+    dialogs.folder = tiny_bundle_dir
+    window.ask_import_model()
+    assert window.model is not None and window.model.path == tiny_bundle_dir
+    return window
+
+
+def wait_idle(qtbot, win) -> None:
+    qtbot.waitUntil(lambda: not win.worker.busy and win._job is None, timeout=TIMEOUT_MS)
+
+
+def open_in_memory(qtbot, win, monkeypatch, scan, name="phantom.dcm") -> None:
+    """Open `scan` through the real open path, with the reader replaced."""
+    monkeypatch.setattr(jobs, "open_path", lambda path, modality=None, series_uid=None: scan)
+    assert win.open_path(Path(name))
+    wait_idle(qtbot, win)
+    assert win.source_scan is scan
+
+
+def convert(qtbot, win) -> None:
+    assert win.convert()
+    wait_idle(qtbot, win)
+
+
+def test_starts_without_a_model_and_says_so(window):
+    assert window.model is None
+    assert not window.convert_action.isEnabled()
+    assert "none" in window.model_label.text().lower()
+    assert "no model" in window.synthetic_viewer.placeholder.text().lower()
+    assert window.device_label.text().startswith("Device: ")
+
+
+def test_first_start_notice_is_remembered_once_accepted(window, dialogs):
+    assert ui_app.start(window, initial=None)
+    assert dialogs.notices == 1 and window.settings.notice_accepted
+    assert ui_app.start(window, initial=None)
+    assert dialogs.notices == 1
+
+
+def test_declining_the_notice_stops_the_start(window, dialogs):
+    dialogs.accept_notice = False
+    assert not ui_app.start(window, initial=None)
+    assert not window.settings.notice_accepted
+
+
+def test_default_sample_prefers_the_ct_folder(tmp_path):
+    (tmp_path / "head_mr.nii.gz").write_bytes(b"")
+    (tmp_path / "head_ct_ge").mkdir()
+    assert ui_app.default_sample(tmp_path) == tmp_path / "head_ct_ge"
+    assert ui_app.default_sample(tmp_path / "absent") is None
+
+
+def test_convert_fills_the_synthetic_pane_and_labels_it(qtbot, with_tiny_model, monkeypatch, ct_scan):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    assert win.convert_action.isEnabled() and "CT → MR" in win.convert_action.text()
+    convert(qtbot, win)
+    synthetic = win.synthetic_scan
+    assert synthetic is not None and synthetic.modality is Modality.MR and synthetic.is_synthetic
+    assert synthetic.shape == ct_scan.shape
+    assert win.synthetic_viewer.scan is synthetic
+    assert win.synthetic_viewer.badge.isVisible() and "NOT FOR DIAGNOSIS" in win.synthetic_viewer.badge.text()
+    assert win.export_png_action.isEnabled()
+    assert not win.dialogs.errors
+
+
+def test_cancel_midway_leaves_the_window_as_it_was(qtbot, with_tiny_model, monkeypatch, ct_scan):
+    win = with_tiny_model
+    big = dataclasses.replace(ct_scan, voxels=np.repeat(ct_scan.voxels, 4, axis=0), geometry=dataclasses.replace(ct_scan.geometry, positions=None))
+    open_in_memory(qtbot, win, monkeypatch, big)
+    first_batch, resume = threading.Event(), threading.Event()
+    real_convert = jobs.convert
+
+    def gated_convert(cache, path, scan, source, progress, cancel, on_slice):
+        def gated_progress(done, total):
+            progress(done, total)
+            first_batch.set()
+            resume.wait(10)
+
+        return real_convert(cache, path, scan, source, gated_progress, cancel, on_slice)
+
+    monkeypatch.setattr(jobs, "convert", gated_convert)
+    assert win.convert()
+    qtbot.waitUntil(first_batch.is_set, timeout=TIMEOUT_MS)
+    # results show before the whole volume is done
+    qtbot.waitUntil(lambda: win.synthetic_viewer._ready is not None and win.synthetic_viewer._ready.any(), timeout=TIMEOUT_MS)
+    partial = win.synthetic_viewer.scan
+    assert win.cancel_action.isEnabled() and not win.convert()  # one conversion at a time
+    assert win.synthetic_viewer.scan is partial
+    win.cancel()
+    resume.set()
+    wait_idle(qtbot, win)
+    assert win.synthetic_scan is None and win.synthetic_viewer.scan is None
+    assert win.source_scan is big and not win.dialogs.errors
+    assert win.convert_action.isEnabled() and not win.cancel_action.isEnabled()
+
+
+def test_presets_and_drag_change_the_levels_not_the_data(qtbot, window, monkeypatch, ct_scan):
+    open_in_memory(qtbot, window, monkeypatch, ct_scan)
+    viewer = window.source_viewer
+    before = ct_scan.voxels.copy()
+    assert viewer.window == Window(40, 80)
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_4)
+    assert viewer.window == preset("bone").window
+    assert tuple(viewer.image.levels) == pytest.approx(preset("bone").window.levels)
+    assert "C 400 / W 1800" in window.window_label.text()
+
+    start = QPointF(100, 100)
+    for position, is_start, is_finish in ((QPointF(120, 100), True, False), (QPointF(150, 80), False, True)):
+        event = SimpleNamespace(
+            button=lambda: Qt.MouseButton.LeftButton,
+            isStart=lambda s=is_start: s,
+            isFinish=lambda f=is_finish: f,
+            screenPos=lambda p=position: p,
+            buttonDownScreenPos=lambda: start,
+            accept=lambda: None,
+        )
+        viewer.view_box.mouseDragEvent(event)
+    assert viewer.window.width > 1800 and viewer.window.centre > 400
+    viewer.centre_box.setFocus()
+    viewer.centre_box.lineEdit().selectAll()
+    qtbot.keyClicks(viewer.centre_box, "55")  # digits typed in a field are not preset keys
+    qtbot.keyClick(viewer.centre_box, Qt.Key.Key_Return)
+    assert viewer.window.centre == 55.0 and viewer.window.width > 1800
+    window.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_0)
+    assert viewer.window == Window(40, 80)
+    np.testing.assert_array_equal(viewer.scan.voxels, before)
+    np.testing.assert_array_equal(ct_scan.voxels, before)
+
+
+def test_keyboard_slice_navigation(qtbot, window, monkeypatch, ct_scan):
+    open_in_memory(qtbot, window, monkeypatch, ct_scan)
+    viewer = window.source_viewer
+    window.activateWindow()
+    assert viewer.index == 2 and viewer.slice_label.text() == "3 / 5"
+    qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    assert viewer.index == 3
+    qtbot.keyClick(window, Qt.Key.Key_Up)
+    assert viewer.index == 2
+    qtbot.keyClick(window, Qt.Key.Key_End)
+    assert viewer.index == 4 and viewer.slider.value() == 4
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    assert viewer.index == 0 and viewer.slice_label.text() == "1 / 5"
+    wheel_down = SimpleNamespace(modifiers=lambda: Qt.KeyboardModifier.NoModifier, delta=lambda: -120, accept=lambda: None)
+    viewer.view_box.wheelEvent(wheel_down)
+    assert viewer.index == 1
+    viewer.slider.setValue(3)
+    assert viewer.index == 3 and viewer.slice_label.text() == "4 / 5"
+
+
+def test_linked_panes_follow_each_other_and_unlink(qtbot, with_tiny_model, monkeypatch, ct_scan):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    convert(qtbot, win)
+    source, synthetic = win.source_viewer, win.synthetic_viewer
+    source.set_index(1)
+    assert synthetic.index == 1
+    synthetic.step(2)
+    assert source.index == 3
+    source.view_box.setRange(xRange=(5, 20), yRange=(5, 20), padding=0)
+    np.testing.assert_allclose(synthetic.view_box.viewRange(), source.view_box.viewRange(), atol=1e-6)
+    source.cursorMoved.emit(10.0, 12.0)
+    assert synthetic.h_line.isVisible() and synthetic.v_line.pos().x() == pytest.approx(12.5 * 1.0)
+    assert "HU" in win.value_label.text() and "synthetic" in win.value_label.text()
+    win.link_action.trigger()
+    assert not win.link_action.isChecked() and not win.settings.linked
+    source.set_index(0)
+    assert synthetic.index == 3
+
+
+def test_dropping_a_file_opens_it(qtbot, window, monkeypatch, ct_scan, tmp_path):
+    opened = []
+
+    def fake_open(path, modality=None, series_uid=None):
+        opened.append(path)
+        return ct_scan
+
+    monkeypatch.setattr(jobs, "open_path", fake_open)
+    dropped = tmp_path / "dropped.dcm"
+    dropped.write_bytes(b"")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(dropped))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    wait_idle(qtbot, window)
+    assert opened == [dropped] and window.source_scan is ct_scan
+    assert window.settings.recent_files[0] == str(dropped)
+
+
+def test_a_folder_with_several_series_asks_which(qtbot, window, monkeypatch, dialogs, ct_scan):
+    series = [SimpleNamespace(uid="1.2.3", description="axial", modality="CT"), SimpleNamespace(uid="4.5.6", description="scout", modality="CT")]
+    calls = []
+
+    def fake_open(path, modality=None, series_uid=None):
+        calls.append(series_uid)
+        return ct_scan if series_uid else series
+
+    monkeypatch.setattr(jobs, "open_path", fake_open)
+    dialogs.series_choice = "4.5.6"
+    window.open_path(Path("folder"))
+    qtbot.waitUntil(lambda: window.source_scan is ct_scan, timeout=TIMEOUT_MS)
+    assert calls == [None, "4.5.6"] and dialogs.series_offered == series
+
+
+def test_export_actions_call_the_engine_writer(qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs, tmp_path):
+    import aimedx_desktop.engine.io.export as export_module
+
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    convert(qtbot, win)
+    out = tmp_path / "out"
+    calls = []
+
+    def fake_export(scan, out_dir, **options):
+        calls.append((scan, Path(out_dir), options))
+        return export_module.planned_paths(scan, out_dir, options["fmt"])
+
+    monkeypatch.setattr(export_module, "export_scan", fake_export)
+    win.synthetic_viewer.set_window(Window(300, 600))
+    dialogs.export_request = ExportRequest("png", out, bits=8, window=(300.0, 600.0))
+    assert win.export("png")
+    wait_idle(qtbot, win)
+    scan, out_dir, options = calls[0]
+    assert scan is win.synthetic_scan and out_dir == out
+    assert options["window"] == (300.0, 600.0) and options["bits"] == 8 and not options["overwrite"]
+
+    out.mkdir()
+    existing = export_module.planned_paths(scan, out, "dicom")[0]
+    existing.write_bytes(b"old")
+    dialogs.export_request = ExportRequest("dicom", out, deidentify=True)
+    dialogs.overwrite_answer = False
+    assert not win.export("dicom")
+    assert dialogs.overwrite_asked == [[existing]] and len(calls) == 1
+    dialogs.overwrite_answer = True
+    assert win.export("dicom")
+    wait_idle(qtbot, win)
+    assert calls[1][2]["fmt"] == "dicom" and calls[1][2]["deidentify"] and calls[1][2]["overwrite"]
+    assert not dialogs.errors
+
+
+def test_settings_persist_across_windows(qtbot, tmp_path, monkeypatch, dialogs):
+    monkeypatch.setenv("AIMEDX_RESOURCES", str(tmp_path / "resources"))
+    path = tmp_path / "persist.ini"
+    first = ui_app.create_window(settings_at(path), dialogs)
+    qtbot.addWidget(first)
+    first.link_action.trigger()
+    first.overlay_action.trigger()
+    first.settings.add_recent(tmp_path / "a.dcm")
+    first.settings.notice_accepted = True
+    first.close()
+    second = ui_app.create_window(settings_at(path), dialogs)
+    qtbot.addWidget(second)
+    assert not second.link_action.isChecked() and not second.overlay_action.isChecked()
+    assert second.settings.recent_files == [str(tmp_path / "a.dcm")] and second.settings.notice_accepted
+    assert not second.source_viewer.corner["top_left"].isVisible()
+    second._fill_recent_menu()
+    assert str(tmp_path / "a.dcm") in [a.text() for a in second.recent_menu.actions()]
+
+
+def test_help_and_model_card(qtbot, with_tiny_model, dialogs):
+    with_tiny_model.show_model_card()
+    title, text = dialogs.texts[-1]
+    assert "tiny-test" in title and '"intensity"' in text
+    with_tiny_model.show_about()
+    assert "offline" in dialogs.infos[-1][1].lower() and "not for diagnosis" in dialogs.infos[-1][1].lower()
+    with_tiny_model.show_shortcuts()
+    assert "PgDown" in dialogs.texts[-1][1]
+
+
+# --- with the real readers and data --------------------------------------------------------
+@pytest.fixture
+def readers():
+    module = pytest.importorskip("aimedx_desktop.engine.io", reason="engine/io readers not available")
+    if not hasattr(module, "read_scan"):
+        pytest.skip("engine/io readers not available yet")
+    return module
+
+
+def test_opens_and_converts_a_real_dicom_file(qtbot, readers, with_tiny_model, shared_data):
+    win = with_tiny_model
+    path = shared_data / "head_ct_ge" / "05.dcm"
+    win.open_path(path)
+    wait_idle(qtbot, win)
+    assert not win.dialogs.errors, win.dialogs.errors
+    scan = win.source_scan
+    assert scan is not None and scan.modality is Modality.CT and scan.shape[1:] == (512, 512)
+    assert "HU" in win.source_viewer.format_value(0.0)
+    convert(qtbot, win)
+    assert win.synthetic_scan is not None and win.synthetic_scan.modality is Modality.MR
+
+
+def test_a_corrupt_file_shows_the_error_dialog(qtbot, readers, window, dialogs, tmp_path):
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"DICM" + bytes(range(256)) * 4)
+    window.open_path(bad)
+    wait_idle(qtbot, window)
+    assert len(dialogs.errors) == 1
+    title, text = dialogs.errors[0]
+    assert str(bad) in text and "Traceback" not in text
+    assert window.source_scan is None
+
+
+def test_the_bundled_sample_opens_at_start(qtbot, readers, window, shared_data, tmp_path, monkeypatch):
+    samples = tmp_path / "resources" / "samples"
+    samples.mkdir(parents=True)
+    shutil.copy(shared_data / "head_ct_ge" / "01.dcm", samples / "01.dcm")
+    assert ui_app.start(window, initial=None)
+    wait_idle(qtbot, window)
+    assert window.source_scan is not None and not window.dialogs.errors
