@@ -50,8 +50,8 @@ def test_16_bit_keeps_the_full_range_recoverably(tmp_path, synthetic_ct):
     assert slope < 0.05  # -1000..1204 HU over 65536 levels
 
 
-def test_defaults_are_soft_tissue_for_ct_and_percentiles_for_mr(synthetic_ct):
-    assert default_window(synthetic_ct) == (40.0, 400.0)
+def test_defaults_are_the_brain_window_for_ct_and_percentiles_for_mr(synthetic_ct):
+    assert default_window(synthetic_ct) == (40.0, 80.0)
     geometry = dataclasses.replace(synthetic_ct.geometry, positions=None)
     mr = dataclasses.replace(synthetic_ct, modality=Modality.MR, voxels=np.arange(1001.0).reshape(1, 7, 143), geometry=geometry)
     centre, width = default_window(mr)

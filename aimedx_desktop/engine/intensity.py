@@ -144,22 +144,41 @@ def calibrate_display_ct(scan: Scan, ct: CTContract) -> Scan:
     return dataclasses.replace(scan, voxels=ct.gray_to_hu(scan.voxels), warnings=scan.warnings + (note,))
 
 
-CT_DEFAULT_WINDOW = (40.0, 400.0)
-"""(centre, width) in HU shown when nothing else is known: the soft-tissue window."""
+CT_DEFAULT_WINDOW = (40.0, 80.0)
+"""(centre, width) in HU shown when nothing else is known: the brain window (a head product)."""
 
-MR_DISPLAY_PERCENTILES = (0.5, 99.5)
-"""MR has no absolute unit: by default its 0.5..99.5 percentile range fills the display."""
+DISPLAY_PERCENTILES = (0.5, 99.5)
+"""Data without a standard scale (MR, plain images): this percentile range fills the display."""
+
+WINDOW_SAMPLES = 250_000
+"""Percentiles are estimated on at most this many voxels: fast enough for a UI thread."""
+
+
+def display_window(
+    voxels: np.ndarray, ct_in_hu: bool, suggested: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """The (centre, width) to show data with when the user has not chosen one.
+
+    The window the source suggests (DICOM Window Center/Width) wins; CT in HU gets the brain
+    window; anything else its 0.5–99.5 percentile range, else its full range (flat data), else
+    a unit window (no data).
+    """
+    if suggested is not None and suggested[1] > 0:
+        return float(suggested[0]), float(suggested[1])
+    if ct_in_hu:
+        return CT_DEFAULT_WINDOW
+    flat = np.asarray(voxels).reshape(-1)
+    sample = flat[:: max(1, flat.size // WINDOW_SAMPLES)]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return 0.5, 1.0
+    for low, high in (np.percentile(sample, DISPLAY_PERCENTILES), (sample.min(), sample.max())):
+        if high > low:
+            return float((low + high) / 2.0), float(high - low)
+    return float(sample[0]), 1.0
 
 
 def default_window(scan: Scan) -> tuple[float, float]:
-    """The (centre, width) to display or export `scan` with when the user has not chosen one.
-
-    The scan's own suggestion (e.g. DICOM Window Center/Width) wins; otherwise CT gets the
-    soft-tissue window and MR its percentile range (at least 1 unit wide).
-    """
-    if scan.display_window is not None:
-        return scan.display_window
-    if scan.modality is Modality.CT:
-        return CT_DEFAULT_WINDOW
-    lo, hi = np.percentile(scan.voxels, MR_DISPLAY_PERCENTILES)
-    return float((lo + hi) / 2.0), float(max(hi - lo, 1.0))
+    """display_window for a whole scan: CT counts as HU unless it is a display-windowed raster."""
+    ct_in_hu = scan.modality is Modality.CT and not is_display_windowed_ct(scan)
+    return display_window(scan.voxels, ct_in_hu, scan.display_window)

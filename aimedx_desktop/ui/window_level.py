@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aimedx_desktop.engine.intensity import CT_DEFAULT_WINDOW, WINDOW_SAMPLES, display_window
+
 MIN_WIDTH = 1e-3
-MAX_SAMPLES = 250_000
-"""Percentiles are estimated on at most this many voxels: fast enough for the UI thread."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,13 @@ class Preset:
 
 
 CT_PRESETS: tuple[Preset, ...] = (
-    Preset("Brain", Window(40, 80), "1"),
+    Preset("Brain", Window(*CT_DEFAULT_WINDOW), "1"),
     Preset("Subdural", Window(75, 200), "2"),
     Preset("Stroke", Window(40, 40), "3"),
     Preset("Bone", Window(400, 1800), "4"),
     Preset("Soft tissue", Window(40, 400), "5"),
     Preset("Lung", Window(-600, 1500), "6"),
 )
-DEFAULT_CT_PRESET = CT_PRESETS[0]
 
 
 def preset(name: str) -> Preset:
@@ -65,42 +64,22 @@ def preset(name: str) -> Preset:
     raise KeyError(f"no window preset called {name!r}")
 
 
-def _sample(voxels: np.ndarray) -> np.ndarray:
-    flat = np.asarray(voxels).reshape(-1)
-    step = max(1, flat.size // MAX_SAMPLES)
-    sample = flat[::step]
-    return sample[np.isfinite(sample)]
-
-
 def auto_window(voxels: np.ndarray, suggested: tuple[float, float] | None = None) -> Window:
-    """The window for data without a standard scale (MR, plain images).
-
-    The window the file suggests (DICOM WindowCenter/Width) if any, else the 0.5–99.5
-    percentile range, else the full range (flat data), else 0..1 for empty data.
-    """
-    if suggested is not None and suggested[1] > 0:
-        return Window(*suggested)
-    sample = _sample(voxels)
-    if sample.size == 0:
-        return Window(0.5, 1.0)
-    low, high = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
-    if high > low:
-        return Window.from_levels(low, high)
-    low, high = float(sample.min()), float(sample.max())
-    if high > low:
-        return Window.from_levels(low, high)
-    return Window(low, 1.0)
+    """The window for data without a standard scale (MR, plain images): see display_window."""
+    return Window(*display_window(voxels, False, suggested))
 
 
 def default_window(
     voxels: np.ndarray, is_ct_in_hu: bool, suggested: tuple[float, float] | None = None
 ) -> Window:
     """CT in HU opens with the file's window or the brain preset; anything else is auto."""
-    if is_ct_in_hu:
-        if suggested is not None and suggested[1] > 0:
-            return Window(*suggested)
-        return DEFAULT_CT_PRESET.window
-    return auto_window(voxels, suggested)
+    return Window(*display_window(voxels, is_ct_in_hu, suggested))
+
+
+def _sample(voxels: np.ndarray) -> np.ndarray:
+    flat = np.asarray(voxels).reshape(-1)
+    sample = flat[:: max(1, flat.size // WINDOW_SAMPLES)]
+    return sample[np.isfinite(sample)]
 
 
 def data_range(voxels: np.ndarray) -> float:

@@ -53,7 +53,7 @@ def export_scan(
     """Write `scan` (synthetic) to `out_dir` as PNG or DICOM; returns the files written.
 
     window: (centre, width) in the scan's physical units, i.e. the current display; None means
-        intensity.default_window (the scan's own window, else CT soft tissue 40/400 HU, MR the
+        intensity.default_window (the scan's own window, else CT brain 40/80 HU, MR the
         0.5..99.5 percentile range). PNG 8-bit renders with it; DICOM stores it as
         Window Center/Width.
     bits: PNG only, 8 (windowed) or 16 (full range).
