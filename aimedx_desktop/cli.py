@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"AI-MEDX Desktop {__version__}: offline MR↔CT synthesis. {RESEARCH_USE_STATEMENT}",
     )
     parser.add_argument("--version", action="version", version=f"aimedx {__version__}")
+    parser.add_argument(
+        "--self-test", action="store_true", help="check this installation offscreen (model, sample, PNG/DICOM export) and exit"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     convert = commands.add_parser("convert", help="translate a scan into the other modality and save it")
@@ -86,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mr", nargs="+", type=Path, required=True, help="MR files or folders, paired by file name")
     evaluate.add_argument("--include", nargs="*", default=[], help="only file names matching these patterns")
     evaluate.add_argument("--json", type=Path, help="also write the results as JSON here")
+    evaluate.add_argument("--record", action="store_true", help="record the metrics in the model's card")
     _add_model_option(evaluate)
 
     bench = commands.add_parser("bench", help="ms per 256x256 slice: the default model vs the reference ResNet-9")
@@ -102,8 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in _COMMANDS):
         return _open_gui(argv)
-    args = build_parser().parse_args(argv)
+    if argv == ["--self-test"]:
+        # Before the parser, which imports the training modules (and torchvision): the self-test
+        # needs only what conversion and the GUI need.
+        from aimedx_desktop.selftest import main as self_test
+
+        return self_test()
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.argv = argv
+    if args.self_test:
+        parser.error("--self-test takes no other arguments")
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
     handler = _COMMANDS[args.command]
     from aimedx_desktop.engine.translator import Cancelled
 
@@ -197,12 +214,12 @@ def _refuse_existing_outputs(target_like: "Scan", args: argparse.Namespace) -> N
 
 def _evaluate(args: argparse.Namespace) -> int:
     from aimedx_desktop.engine.datasets import expand_inputs, paired_slices
-    from aimedx_desktop.engine.evaluation import evaluate, format_table
+    from aimedx_desktop.engine.evaluation import evaluate, format_table, record_in_card
 
     with _as_user_errors():
         bundle = _load_model(args.model)
-        ct_paths = _filtered(expand_inputs(args.ct), args.include)
-        mr_paths = _filtered(expand_inputs(args.mr), args.include)
+        ct_paths = expand_inputs(args.ct, include=args.include)
+        mr_paths = expand_inputs(args.mr, include=args.include)
         pairs = paired_slices(ct_paths, mr_paths, bundle.contract)
         result = evaluate(bundle, pairs, device=args.device, progress=ProgressLine("evaluating"))
     result["model"] = {"name": bundle.name, "version": bundle.version, "path": str(bundle.path)}
@@ -211,15 +228,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
+    if args.record:
+        record_in_card(bundle, result, shlex.join(["aimedx", *args.argv]))
+        print(f"recorded the metrics in {bundle.path}/model_card.json")
     return EXIT_OK
-
-
-def _filtered(paths: list[Path], patterns: list[str]) -> list[Path]:
-    import fnmatch
-
-    if not patterns:
-        return paths
-    return [p for p in paths if any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns)]
 
 
 def _bench(args: argparse.Namespace) -> int:

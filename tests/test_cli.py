@@ -84,7 +84,10 @@ def test_info_lists_the_bundle(tiny_bundle_dir, capsys):
     assert "tiny-test 0.0.1" in out and "not for diagnosis" in out
 
 
-def test_evaluate_writes_the_documented_json(tiny_bundle_dir, tmp_path, capsys):
+def test_evaluate_writes_the_documented_json_and_records_in_the_card(tiny_bundle_dir, tmp_path, capsys):
+    import shutil
+
+    model = shutil.copytree(tiny_bundle_dir, tmp_path / "model")
     rng = np.random.default_rng(0)
     rows, cols = np.mgrid[:64, :64]
     head = np.hypot(rows - 32, cols - 32) < 26
@@ -94,7 +97,7 @@ def test_evaluate_writes_the_documented_json(tiny_bundle_dir, tmp_path, capsys):
             image = np.where(head, level + rng.normal(0, 10, head.shape), 0)
             Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(tmp_path / folder / f"{i:05d}.png")
     report = tmp_path / "report.json"
-    code = main(["evaluate", "--model", str(tiny_bundle_dir), "--ct", str(tmp_path / "CT"), "--mr", str(tmp_path / "MR"),
+    code = main(["evaluate", "--model", str(model), "--ct", str(tmp_path / "CT"), "--mr", str(tmp_path / "MR"),
                  "--include", "0000[01].png", "--json", str(report)])
     assert code == 0
     result = json.loads(report.read_text())
@@ -102,6 +105,10 @@ def test_evaluate_writes_the_documented_json(tiny_bundle_dir, tmp_path, capsys):
         assert set(result[direction]) == {"mae", "psnr", "ssim", "n"} and result[direction]["n"] == 2
         assert set(result["baselines"][direction]) == {"input", "mean_target"}
     assert "baseline: input" in capsys.readouterr().out
+    assert main(["evaluate", "--model", str(model), "--ct", str(tmp_path / "CT"), "--mr", str(tmp_path / "MR"), "--record"]) == 0
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["metrics"]["pairs"] == 3 and card["metrics"]["mr2ct"]["n"] == 3 and "mean_target" in card["metrics"]["baselines"]["mr2ct"]
+    assert "--record" in card["metrics"]["command"]
 
 
 def test_evaluate_without_pairs_is_an_error(tiny_bundle_dir, mr_png, tmp_path, capsys):

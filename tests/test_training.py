@@ -50,7 +50,7 @@ def _config(ct: Path, mr: Path, out: Path, **overrides) -> TrainConfig:
 
 def test_cycle_loss_goes_down_and_bundle_loads(tmp_path):
     ct, mr = _phantom_folders(tmp_path / "data", n=8)
-    config = _config(ct, mr, tmp_path / "run", epochs=4, epochs_decay=2)
+    config = _config(ct, mr, tmp_path / "run", epochs=4, epochs_decay=2, val_ct=[str(ct)], val_mr=[str(mr)], val_include=["0000[01].png"])
     bundle = train(config)
     rows = list(csv.DictReader((tmp_path / "run" / "losses.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
@@ -60,6 +60,8 @@ def test_cycle_loss_goes_down_and_bundle_loads(tmp_path):
     loaded = load_bundle(tmp_path / "run" / "bundle")
     assert loaded.contract.ct.lo_hu == -40.0 and loaded.card["training"]["data"]["ct"]["slices"] == 8
     assert bundle is not None and loaded.card["training"]["epochs"] == 6
+    metrics = loaded.card["metrics"]
+    assert metrics["pairs"] == 2 and metrics["mr2ct"]["n"] == 2 and "input" in metrics["baselines"]["ct2mr"]
 
 
 def test_resume_continues_the_schedule_exactly(tmp_path):

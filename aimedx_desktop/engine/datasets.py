@@ -25,17 +25,22 @@ FOREGROUND_LEVEL = -0.9
 """Normalised values above this count as foreground (the background maps to -1)."""
 
 
-def expand_inputs(paths: list[str | Path], exclude: list[str] | None = None) -> list[Path]:
+def expand_inputs(
+    paths: list[str | Path], exclude: list[str] | None = None, include: list[str] | None = None
+) -> list[Path]:
     """Files and folders to read. Folders of raster slices are expanded to their files so that
-    `exclude` (shell patterns on file names, e.g. '16???.png') can hold a patient out."""
+    shell patterns on file names can hold a patient out (`exclude`, e.g. '16???.png') or
+    select one (`include`)."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir() and any(p.suffix.lower() in RASTER_SUFFIXES for p in path.iterdir()):
             found += sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
         else:
             found.append(path)
-    patterns = exclude or []
-    return [p for p in found if not any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns)]
+    def matches(path: Path, patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns)
+
+    return [p for p in found if not matches(p, exclude or []) and (not include or matches(p, include))]
 
 
 def read_in_physical_units(path: Path, modality: Modality, contract: IntensityContract) -> Scan:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aimedx_desktop.engine import metrics
-from aimedx_desktop.engine.bundle import ModelBundle
+from aimedx_desktop.engine.bundle import ModelBundle, save_bundle
 from aimedx_desktop.engine.datasets import SlicePair
 from aimedx_desktop.engine.scan import Modality
 from aimedx_desktop.engine.translator import CancelToken, Translator
@@ -131,3 +131,18 @@ def format_table(result: dict) -> str:
             lines.append(f"{label:24s}{s['mae']:10.3f}{s['psnr']:10.2f}{s['ssim']:8.3f}{s['n']:6d}")
         lines.append(f"  ({direction} scored in {result['units'][direction]})")
     return "\n".join(lines)
+
+
+def record_in_card(bundle: ModelBundle, result: dict, command: str) -> None:
+    """Store the aggregate metrics and baselines (not the per-slice rows) in the bundle's card."""
+    if bundle.path is None:
+        raise ValueError("the model has no folder to record its metrics in")
+    slices = sorted({row["slice"] for row in result["per_slice"]})
+    bundle.card["metrics"] = {
+        "command": command,
+        "pairs": len(slices),
+        "units": result["units"],
+        **{direction: result[direction] for direction in DIRECTIONS},
+        "baselines": result["baselines"],
+    }
+    save_bundle(bundle, bundle.path)

@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torchvision.utils import make_grid, save_image
 
 from aimedx_desktop.engine.bundle import ModelBundle, new_bundle, save_bundle
-from aimedx_desktop.engine.datasets import SliceSet, UnpairedSlices, expand_inputs
+from aimedx_desktop.engine.datasets import SliceSet, UnpairedSlices, expand_inputs, paired_slices
+from aimedx_desktop.engine.evaluation import evaluate, record_in_card
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
 from aimedx_desktop.engine.networks import GeneratorConfig, PatchDiscriminator, ResnetGenerator, init_weights
 from aimedx_desktop.engine.scan import Modality
@@ -74,6 +75,9 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     licence: str = "as the training data's licence allows"
+    val_ct: list[str] = field(default_factory=list)
+    val_mr: list[str] = field(default_factory=list)
+    val_include: list[str] = field(default_factory=list)
     command: str = ""
 
     @property
@@ -332,7 +336,12 @@ class Trainer:
                     self.save_checkpoint()
                     self._write_samples(dataset)
                 self.dist.barrier()
-            return self.write_bundle() if self.dist.is_main else None
+            if not self.dist.is_main:
+                return None
+            bundle = self.write_bundle()
+            if self.config.val_ct and self.config.val_mr:
+                self.validate(bundle)
+            return bundle
         finally:
             self.dist.close()
 
@@ -436,6 +445,18 @@ class Trainer:
             for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
                 group["lr"] = base_lr * factor
 
+    def validate(self, bundle: ModelBundle) -> dict:
+        """Score the finished bundle on the paired validation set and record it in its card."""
+        config = self.config
+        pairs = paired_slices(
+            expand_inputs(config.val_ct, include=config.val_include),
+            expand_inputs(config.val_mr, include=config.val_include),
+            config.contract,
+        )
+        result = evaluate(bundle, pairs, device=str(self.device))
+        record_in_card(bundle, result, f"validation at the end of: {config.command}")
+        return result
+
     def write_bundle(self) -> ModelBundle:
         config = self.config
         last = self.history[-1] if self.history else {}
@@ -452,7 +473,7 @@ class Trainer:
                 "command": config.command,
                 "epochs": config.total_epochs,
                 "options": {k: v for k, v in asdict(config).items() if k not in ("ct", "mr", "out", "command")},
-                "inputs": {"ct": config.ct, "mr": config.mr},
+                "inputs": {"ct": config.ct, "mr": config.mr, "validation": {"ct": config.val_ct, "mr": config.val_mr}},
                 "data": self.data_summary,
                 "final_losses": {k: last.get(k) for k in LOSS_NAMES},
                 "seconds_per_iteration": last.get("seconds_per_iteration"),
