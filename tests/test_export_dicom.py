@@ -15,6 +15,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from aimedx_desktop.engine.intensity import CT_DEFAULT_WINDOW
 from aimedx_desktop.engine.io import atomic, read_scan
 from aimedx_desktop.engine.io.export import ExportError, export_scan
 from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
@@ -152,7 +153,7 @@ def test_ct_series_from_a_nifti_scan_keeps_hu_and_geometry(tmp_path, ct_from_nif
     assert_valid(written)
     out = [pydicom.dcmread(p) for p in written]
     assert out[0].SOPClassUID == CTImageStorage and out[0].RescaleType == "HU"
-    assert (float(out[0].WindowCenter), float(out[0].WindowWidth)) == (40.0, 400.0)  # the CT default
+    assert (float(out[0].WindowCenter), float(out[0].WindowWidth)) == CT_DEFAULT_WINDOW
     assert out[0].PatientName == "UNKNOWN^SYNTHETIC" and out[0].PatientID.startswith("AIMEDX-")
     assert "SourceImageSequence" not in out[0]
     assert len({(ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.PatientID) for ds in out}) == 1
