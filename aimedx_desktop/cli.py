@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mr", nargs="+", type=Path, required=True, help="MR files or folders, paired by file name")
     evaluate.add_argument("--include", nargs="*", default=[], help="only file names matching these patterns")
     evaluate.add_argument("--json", type=Path, help="also write the results as JSON here")
-    evaluate.add_argument("--record", action="store_true", help="record the metrics in the model's card")
+    evaluate.add_argument("--record", action="store_true", help="record the metrics in the --model's card")
     _add_model_option(evaluate)
 
     bench = commands.add_parser("bench", help="ms per 256x256 slice: the default model vs the reference ResNet-9")
@@ -118,9 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     if args.self_test:
         parser.error("--self-test takes no other arguments")
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_ERROR
     handler = _COMMANDS[args.command]
     from aimedx_desktop.engine.translator import Cancelled
 
@@ -141,15 +138,6 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def _user_errors():
-    """The engine's exception types that are the user's to fix, not bugs."""
-    from aimedx_desktop.engine.bundle import BundleError
-    from aimedx_desktop.engine.io import ScanReadError
-    from aimedx_desktop.engine.io.export import ExportError
-
-    return (BundleError, ScanReadError, ExportError, ValueError, FileNotFoundError, PermissionError)
-
-
 def _open_gui(argv: list[str]) -> int:
     try:
         from aimedx_desktop.ui.app import run_app
@@ -166,7 +154,7 @@ def _load_model(path: Path | None):
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from aimedx_desktop.engine.intensity import calibrate_display_ct, is_display_windowed_ct
+    from aimedx_desktop.engine.intensity import prepare_source
     from aimedx_desktop.engine.io import read_scan
     from aimedx_desktop.engine.io.export import export_scan
     from aimedx_desktop.engine.scan import Modality
@@ -175,12 +163,14 @@ def _convert(args: argparse.Namespace) -> int:
     with _as_user_errors():
         bundle = _load_model(args.model)
         scan = read_scan(args.input, modality=args.input_modality, series_uid=args.series)
+        target = Modality.parse(args.to) if args.to else scan.modality.other
+        if scan.modality is target and not args.input_modality and scan.provenance.source_format != "dicom":
+            # PNG/JPEG/NIfTI carry no modality and the reader only guessed it: --to decides.
+            note = f"input modality not stated: taken as {target.other.value} because --to {target.value.lower()}"
+            scan = dataclasses.replace(scan, modality=target.other, warnings=scan.warnings + (note,))
+        scan = prepare_source(scan, bundle.contract)
         for warning in scan.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        if is_display_windowed_ct(scan):
-            scan = calibrate_display_ct(scan, bundle.contract.ct)
-            print(f"warning: {scan.warnings[-1]}", file=sys.stderr)
-        target = Modality.parse(args.to) if args.to else scan.modality.other
         _refuse_existing_outputs(dataclasses.replace(scan, modality=target), args)
         translator = Translator(bundle, device=args.device)
         print(
@@ -209,28 +199,30 @@ def _refuse_existing_outputs(target_like: "Scan", args: argparse.Namespace) -> N
 
     existing = [p for p in planned_paths(target_like, args.out, args.format) if p.exists()]
     if existing and not args.overwrite:
-        raise UserError(f"{existing[0]} and {len(existing) - 1} other output file(s) exist; pass --overwrite to replace them")
+        raise UserError(f"{len(existing)} output file(s) exist already, e.g. {existing[0]}; pass --overwrite to replace them")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from aimedx_desktop.engine.datasets import expand_inputs, paired_slices
     from aimedx_desktop.engine.evaluation import evaluate, format_table, record_in_card
 
+    if args.record and args.model is None:
+        raise UserError("--record changes a model card: name the model with --model")
     with _as_user_errors():
         bundle = _load_model(args.model)
         ct_paths = expand_inputs(args.ct, include=args.include)
         mr_paths = expand_inputs(args.mr, include=args.include)
         pairs = paired_slices(ct_paths, mr_paths, bundle.contract)
         result = evaluate(bundle, pairs, device=args.device, progress=ProgressLine("evaluating"))
-    result["model"] = {"name": bundle.name, "version": bundle.version, "path": str(bundle.path)}
-    print(format_table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    if args.record:
-        record_in_card(bundle, result, shlex.join(["aimedx", *args.argv]))
-        print(f"recorded the metrics in {bundle.path}/model_card.json")
+        result["model"] = {"name": bundle.name, "version": bundle.version, "path": str(bundle.path)}
+        print(format_table(result))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+            print(f"wrote {args.json}")
+        if args.record:
+            record_in_card(bundle, result, shlex.join(["aimedx", *args.argv]))
+            print(f"recorded the metrics in {bundle.path}/model_card.json")
     return EXIT_OK
 
 
@@ -278,7 +270,9 @@ class _as_user_errors:
         return None
 
     def __exit__(self, kind, error, traceback) -> bool:
-        if error is not None and isinstance(error, _user_errors()):
+        from aimedx_desktop.engine.errors import USER_ERRORS
+
+        if error is not None and isinstance(error, USER_ERRORS):
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise UserError(message) from None
         return False

@@ -82,11 +82,24 @@ def print_progress(report: EpochReport) -> None:
     sys.stderr.flush()
 
 
+def _options_given(args: argparse.Namespace) -> set[str]:
+    """The train options whose value differs from their default."""
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    defaults = vars(parser.parse_args(["--out", str(args.out)]))
+    return {name for name, default in defaults.items() if getattr(args, name) != default}
+
+
 def run_training(args: argparse.Namespace) -> int:
     if args.resume:
-        given = {name: getattr(args, name) for name in _RESUMABLE_OVERRIDES}
-        overrides = {k: v for k, v in given.items() if v != getattr(_DEFAULTS, k)}
-        config = load_run(args.out, overrides)
+        given = _options_given(args)
+        fixed = sorted(given - set(_RESUMABLE_OVERRIDES) - {"out", "resume", "argv"})
+        if fixed:
+            names = ", ".join("--" + name.replace("_", "-") for name in fixed)
+            raise ValueError(f"--resume continues the saved run; {names} cannot change (only --epochs, "
+                             f"--epochs-decay, --device and --val-* can)")
+        overrides = {name: getattr(args, name) for name in given & set(_RESUMABLE_OVERRIDES)}
+        config = load_run(args.out, {**overrides, "out": str(args.out)})
         config = dataclasses.replace(config, command=f"{config.command}; resumed: {shlex.join(['aimedx', *args.argv])}")
         print(f"resuming {args.out}", file=sys.stderr)
     else:

@@ -114,3 +114,15 @@ def test_evaluate_writes_the_documented_json_and_records_in_the_card(tiny_bundle
 def test_evaluate_without_pairs_is_an_error(tiny_bundle_dir, mr_png, tmp_path, capsys):
     assert main(["evaluate", "--model", str(tiny_bundle_dir), "--ct", str(mr_png.parent), "--mr", str(tmp_path / "none")]) == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_to_decides_the_source_when_the_input_modality_was_only_guessed(tiny_bundle_dir, mr_png, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["convert", str(mr_png), "--to", "mr", "--out", str(out), "--model", str(tiny_bundle_dir)]) == 0
+    assert [p.name for p in out.iterdir()] == ["synthetic_mr_0001.png"]
+    assert "taken as CT because --to mr" in capsys.readouterr().err
+
+
+def test_record_needs_an_explicit_model(tmp_path, capsys):
+    assert main(["evaluate", "--ct", str(tmp_path), "--mr", str(tmp_path), "--record"]) == 1
+    assert "--model" in capsys.readouterr().err

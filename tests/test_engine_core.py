@@ -116,6 +116,41 @@ def test_bundle_errors_name_the_problem(tmp_path, card, message):
         load_bundle(tmp_path)
 
 
+def test_card_with_a_bad_contract_or_version_is_refused_up_front(tiny_bundle_dir, tmp_path):
+    import shutil
+
+    for change, message in (
+        (lambda card: card["intensity"]["ct"].update(hi_hu=-2000.0), "empty intensity window"),
+        (lambda card: card.update(format_version="1"), "whole number"),
+        (lambda card: card.update(image_size=66), "not a multiple of 4"),
+    ):
+        folder = shutil.copytree(tiny_bundle_dir, tmp_path / str(len(list(tmp_path.iterdir()))))
+        card = json.loads((folder / "model_card.json").read_text())
+        change(card)
+        (folder / "model_card.json").write_text(json.dumps(card))
+        with pytest.raises(BundleError, match=message):
+            load_bundle(folder)
+
+
+def test_failed_save_keeps_the_previous_bundle(tiny_bundle, tmp_path, monkeypatch):
+    path = save_bundle(tiny_bundle, tmp_path / "m")
+    before = (path / "weights.pt").read_bytes()
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if Path(target) == path and self.name.startswith(".m.") and not self.name.endswith(".old"):
+            raise OSError(28, "No space left on device")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError):
+        save_bundle(tiny_bundle, path)
+    monkeypatch.undo()
+    assert (path / "weights.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    assert oct(path.stat().st_mode & 0o777) != oct(0o700)
+
+
 def test_slice_layout_keeps_physical_aspect():
     layout = SliceLayout.fit((232, 160), (0.9, 1.0), 256, 4)
     assert layout.rows == 256
@@ -135,6 +170,34 @@ def test_translator_keeps_geometry_and_labels_synthetic(tiny_bundle, ct_scan):
     mr_range = tiny_bundle.contract.mr
     assert synthetic.voxels.min() >= mr_range.synthetic_lo and synthetic.voxels.max() <= mr_range.synthetic_hi
     assert synthetic.voxels.std() > 0
+
+
+class _Identity(torch.nn.Module):
+    size_multiple = 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_translator_geometry_round_trip_with_an_identity_network(tiny_bundle, ct_scan):
+    """With a generator that changes nothing, CT→'MR'→CT must return the input (no flip, shift,
+    transpose or rescale in the resize/pad/crop path), up to resampling blur."""
+    import copy
+
+    bundle = copy.copy(tiny_bundle)
+    bundle.generators = {"mr2ct": _Identity(), "ct2mr": _Identity()}
+    bundle.contract = IntensityContract(CTContract(-100.0, 200.0), MRContract(0.0, 100.0))
+    asymmetric = ct_scan.voxels.copy()
+    asymmetric[:, 5:12, 3:9] = 150.0  # a bright block in the top-left quadrant
+    ct_scan.voxels = asymmetric
+    synthetic = Translator(bundle, device="cpu").translate(ct_scan)
+    mr_range = bundle.contract.mr
+    back = bundle.contract.ct.window.from_model(
+        LinearMap(mr_range.synthetic_lo, mr_range.synthetic_hi).to_model(synthetic.voxels)
+    )
+    expected = np.clip(asymmetric, -100.0, 200.0)
+    assert np.abs(back - expected).mean() < 12.0
+    assert back[:, 6:11, 4:8].mean() > 120.0 and back[:, 20:28, 16:24].mean() < 60.0
 
 
 def test_translator_mr_to_ct_is_in_hu_inside_the_window(tiny_bundle, ct_scan):

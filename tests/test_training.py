@@ -123,6 +123,26 @@ def test_resume_can_lengthen_the_schedule(tmp_path):
     assert [round(r["lr"] * 3 / 1e-3, 6) for r in history] == [3.0, 2.0, 1.0]
 
 
+def test_resume_follows_a_moved_run_folder_and_refuses_changed_options(tmp_path, capsys):
+    import shutil
+
+    ct, mr = _phantom_folders(tmp_path / "data", n=4)
+    train(_config(ct, mr, tmp_path / "cluster", epochs=1, epochs_decay=0))
+    moved = shutil.copytree(tmp_path / "cluster", tmp_path / "moved")
+    shutil.rmtree(tmp_path / "cluster")
+    assert main(["train", "--out", str(moved), "--resume", "--lr", "0.1"]) == 1
+    assert "--lr cannot change" in capsys.readouterr().err
+    assert main(["train", "--out", str(moved), "--resume", "--epochs", "2"]) == 0
+    assert torch.load(moved / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    assert not (tmp_path / "cluster").exists()
+
+
+@pytest.mark.parametrize("crop, image", [(30, 64), (64, 62), (128, 64)])
+def test_sizes_the_generator_cannot_take_are_refused(tmp_path, crop, image):
+    with pytest.raises(ValueError, match="size"):
+        _config(tmp_path, tmp_path, tmp_path / "run", crop_size=crop, image_size=image)
+
+
 def test_trainer_image_pool_returns_history():
     from aimedx_desktop.engine.training import ImagePool
 

@@ -10,6 +10,7 @@ objects: a bundle is data, never code. Saving writes a temporary folder and rena
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ class ModelBundle:
         missing = set(DIRECTIONS) - set(self.generators)
         if missing:
             raise BundleError(f"bundle lacks generator(s): {', '.join(sorted(missing))}")
+        multiple = 2**self.generator_config.n_downsampling
+        if self.image_size % multiple:
+            raise BundleError(f"image_size {self.image_size} is not a multiple of {multiple}")
 
     @property
     def name(self) -> str:
@@ -126,23 +130,31 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    backup = target.with_name(f".{target.name}.old")
+    _make_readable_like_a_new_folder(staging)
     try:
         state = {d: {k: v.detach().cpu() for k, v in g.state_dict().items()} for d, g in bundle.generators.items()}
         torch.save(state, staging / WEIGHTS_NAME)
         (staging / CARD_NAME).write_text(json.dumps(bundle.card, indent=2) + "\n", encoding="utf-8")
         if target.exists():
-            backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
             target.rename(backup)
-            staging.rename(target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            staging.rename(target)
+        staging.rename(target)
+        shutil.rmtree(backup, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if backup.exists() and not target.exists():
+            backup.rename(target)  # put the previous bundle back
         raise
     bundle.path = target
     return target
+
+
+def _make_readable_like_a_new_folder(folder: Path) -> None:
+    """mkdtemp makes a private (0700) folder; a published bundle gets the usual umask instead."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
 
 
 def read_card(path: str | Path) -> dict[str, Any]:
@@ -156,11 +168,19 @@ def read_card(path: str | Path) -> dict[str, Any]:
         raise BundleError(f"{card_path}: unreadable model card ({error})") from None
     if not isinstance(card, dict) or card.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{card_path}: not an {BUNDLE_FORMAT} model card")
-    if card.get("format_version", 0) > BUNDLE_FORMAT_VERSION:
-        raise BundleError(f"{card_path}: made by a newer AI-MEDX (format {card['format_version']})")
+    version = card.get("format_version", 0)
+    if not isinstance(version, int):
+        raise BundleError(f"{card_path}: format_version must be a whole number, not {version!r}")
+    if version > BUNDLE_FORMAT_VERSION:
+        raise BundleError(f"{card_path}: made by a newer AI-MEDX (format {version})")
     for key in ("architecture", "intensity"):
         if key not in card:
             raise BundleError(f"{card_path}: model card lacks '{key}'")
+    try:
+        IntensityContract.from_dict(card["intensity"])
+        GeneratorConfig(**card["architecture"]["generator"])
+    except (ValueError, TypeError, KeyError) as error:
+        raise BundleError(f"{card_path}: {error}") from None
     return card
 
 

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from aimedx_desktop.engine.intensity import IntensityContract, calibrate_display_ct, is_display_windowed_ct
+from aimedx_desktop.engine.intensity import IntensityContract, prepare_source
 from aimedx_desktop.engine.io import read_scan
 from aimedx_desktop.engine.scan import Modality, Scan
 from aimedx_desktop.engine.translator import SliceLayout, fit_to_model
@@ -45,10 +45,7 @@ def expand_inputs(
 
 def read_in_physical_units(path: Path, modality: Modality, contract: IntensityContract) -> Scan:
     """Read a scan; display-windowed 8-bit CT is calibrated to HU on the contract's window."""
-    scan = read_scan(path, modality=modality)
-    if is_display_windowed_ct(scan):
-        scan = calibrate_display_ct(scan, contract.ct)
-    return scan
+    return prepare_source(read_scan(path, modality=modality), contract)
 
 
 def normalized_slices(scan: Scan, contract: IntensityContract, size: int, multiple: int = 4) -> list[np.ndarray]:

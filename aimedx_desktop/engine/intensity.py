@@ -48,6 +48,10 @@ class CTContract:
     lo_hu: float = -1000.0
     hi_hu: float = 1000.0
 
+    def __post_init__(self) -> None:
+        if not self.hi_hu > self.lo_hu:
+            raise ValueError(f"empty intensity window [{self.lo_hu}, {self.hi_hu}] HU")
+
     @property
     def window(self) -> LinearMap:
         return LinearMap(self.lo_hu, self.hi_hu)
@@ -73,6 +77,12 @@ class MRContract:
     p_hi: float = 99.5
     synthetic_lo: float = 0.0
     synthetic_hi: float = 1000.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p_lo < self.p_hi <= 100.0:
+            raise ValueError(f"MR percentiles must satisfy 0 <= lo < hi <= 100, got {self.p_lo}, {self.p_hi}")
+        if not self.synthetic_hi > self.synthetic_lo:
+            raise ValueError(f"empty synthetic MR range [{self.synthetic_lo}, {self.synthetic_hi}]")
 
     def input_map(self, slice_values: np.ndarray) -> LinearMap:
         lo, hi = np.percentile(slice_values, [self.p_lo, self.p_hi])
@@ -182,3 +192,12 @@ def default_window(scan: Scan) -> tuple[float, float]:
     """display_window for a whole scan: CT counts as HU unless it is a display-windowed raster."""
     ct_in_hu = scan.modality is Modality.CT and not is_display_windowed_ct(scan)
     return display_window(scan.voxels, ct_in_hu, scan.display_window)
+
+
+def prepare_source(scan: Scan, contract: IntensityContract) -> Scan:
+    """The scan as a model with `contract` takes it: display-windowed 8-bit CT calibrated to HU.
+
+    Readers, the CLI, the GUI and training all go through this, so a PNG of CT means the same
+    thing everywhere.
+    """
+    return calibrate_display_ct(scan, contract.ct) if is_display_windowed_ct(scan) else scan

@@ -80,6 +80,14 @@ class TrainConfig:
     val_include: list[str] = field(default_factory=list)
     command: str = ""
 
+    def __post_init__(self) -> None:
+        multiple = 2**self.generator_config.n_downsampling
+        for name in ("crop_size", "image_size"):
+            if getattr(self, name) % multiple:
+                raise ValueError(f"--{name.replace('_', '-')} must be a multiple of {multiple}")
+        if self.crop_size > self.image_size:
+            raise ValueError("--crop-size must not exceed --image-size")
+
     @property
     def contract(self) -> IntensityContract:
         return IntensityContract(CTContract(self.ct_lo_hu, self.ct_hi_hu), MRContract(self.mr_p_lo, self.mr_p_hi))
@@ -138,6 +146,10 @@ class Distributed:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.enabled = self.world_size > 1
+        if self.enabled and device.type == "cuda":  # one GPU per process, as torchrun numbers them
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        self.device = device
         if self.enabled and not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
@@ -163,7 +175,7 @@ class Distributed:
     def mean(self, value: float) -> float:
         if not self.enabled:
             return value
-        tensor = torch.tensor([value], dtype=torch.float64)
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor)
         return float(tensor.item()) / self.world_size
 
@@ -212,8 +224,8 @@ class Trainer:
         self.config = config
         self.out = Path(config.out)
         self.progress = progress
-        self.device = resolve_device(config.device)
-        self.dist = Distributed(self.device)
+        self.dist = Distributed(resolve_device(config.device))
+        self.device = self.dist.device
         torch.manual_seed(config.seed + self.dist.rank)
         self.model = CycleGAN(config).to(self.device)
         if config.channels_last:
@@ -478,6 +490,7 @@ class Trainer:
                 "final_losses": {k: last.get(k) for k in LOSS_NAMES},
                 "seconds_per_iteration": last.get("seconds_per_iteration"),
                 "device": str(self.device),
+                "precision": "fp16 AMP" if self.device.type == "cuda" else config.precision,
                 "processes": self.dist.world_size,
             },
         )

@@ -69,7 +69,7 @@ class SliceLayout:
 
     @classmethod
     def fit(cls, shape: tuple[int, int], spacing: tuple[float, float], size: int, multiple: int) -> "SliceLayout":
-        """Scale the physical extent to fit `size`, keeping aspect; sides stay multiples of `multiple`."""
+        """Scale the physical extent to fit `size`, keeping aspect; each side at least `multiple`."""
         height_mm = shape[0] * spacing[0]
         width_mm = shape[1] * spacing[1]
         scale = size / max(height_mm, width_mm)
@@ -169,5 +169,4 @@ class Translator:
             provenance=provenance,
             display_window=None,
             description=f"SYNTHETIC {target.value} of {scan.description}".strip(),
-            warnings=(),
         )
