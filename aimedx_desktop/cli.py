@@ -195,9 +195,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _refuse_existing_outputs(target_like: "Scan", args: argparse.Namespace) -> None:
     """Fail before the slow translation, not after it, when outputs exist and --overwrite is absent."""
-    from aimedx_desktop.engine.io.export import planned_paths
+    from aimedx_desktop.engine.io.export import existing_targets
 
-    existing = [p for p in planned_paths(target_like, args.out, args.format) if p.exists()]
+    existing = existing_targets(target_like, args.out, args.format)
     if existing and not args.overwrite:
         raise UserError(f"{len(existing)} output file(s) exist already, e.g. {existing[0]}; pass --overwrite to replace them")
 

@@ -24,3 +24,14 @@ def models_dir() -> Path:
 
 def samples_dir() -> Path:
     return resources_dir() / "samples"
+
+
+def default_sample(root: Path | None = None) -> Path | None:
+    """The bundled sample the app opens and the self-test converts: a CT series folder first,
+    else any other sample folder or file; None when no sample is bundled."""
+    root = samples_dir() if root is None else root
+    if not root.is_dir():
+        return None
+    entries = [p for p in sorted(root.iterdir()) if not p.name.startswith(".") and p.suffix.lower() != ".md"]
+    entries.sort(key=lambda p: (not p.is_dir(), "ct" not in p.name.lower()))
+    return entries[0] if entries else None

@@ -23,9 +23,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from aimedx_desktop.resources import samples_dir
+from aimedx_desktop.resources import default_sample, samples_dir
 
-SAMPLE_SUFFIXES = (".dcm", ".nii", ".nii.gz", ".png", ".jpg", ".jpeg")
 DICOM_TOLERANCE = 1.0
 """DICOM stores int16 with slope 1: read-back values may differ by rounding, never more."""
 
@@ -73,7 +72,7 @@ def _steps(slices: int, check_window: bool) -> list[str]:
     bundle = _step("model", lambda: load_bundle(default_bundle_path()))
     scan = _step("sample", lambda: _first_slices(_read_sample(), slices))
     target = scan.modality.other
-    translator = _step("model", lambda: Translator(bundle, device="auto"))
+    translator = _step("device", lambda: Translator(bundle, device="auto"))
     started = time.perf_counter()
     synthetic = _step("convert", lambda: translator.translate(scan, target))
     seconds = time.perf_counter() - started
@@ -94,17 +93,12 @@ def _steps(slices: int, check_window: bool) -> list[str]:
     return done
 
 
-def find_sample(root: Path | None = None) -> Path:
-    """The bundled sample to convert: a CT series folder first, else any scan file."""
-    root = samples_dir() if root is None else root
-    if not root.is_dir():
-        raise FileNotFoundError(f"no samples folder ({root})")
-    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    folders = sorted((p for p in entries if p.is_dir()), key=lambda p: "ct" not in p.name.lower())
-    files = [p for p in entries if p.is_file() and p.name.lower().endswith(SAMPLE_SUFFIXES)]
-    if not folders and not files:
-        raise FileNotFoundError(f"no sample scan in {root}")
-    return (folders or files)[0]
+def find_sample() -> Path:
+    """The bundled sample to convert (see resources.default_sample)."""
+    sample = default_sample()
+    if sample is None:
+        raise FileNotFoundError(f"no sample scan in {samples_dir()}")
+    return sample
 
 
 def _read_sample():

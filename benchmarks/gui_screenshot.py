@@ -15,7 +15,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QTimer
 
-from aimedx_desktop.ui.app import application, create_window, default_sample
+from aimedx_desktop.resources import default_sample
+from aimedx_desktop.ui.app import application, create_window
 from aimedx_desktop.ui.settings import AppSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

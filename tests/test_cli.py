@@ -126,3 +126,23 @@ def test_to_decides_the_source_when_the_input_modality_was_only_guessed(tiny_bun
 def test_record_needs_an_explicit_model(tmp_path, capsys):
     assert main(["evaluate", "--ct", str(tmp_path), "--mr", str(tmp_path), "--record"]) == 1
     assert "--model" in capsys.readouterr().err
+
+
+def test_cli_commands_other_than_train_need_no_torchvision(tmp_path):
+    """The CPU app bundle ships torch without torchvision: only training may import it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, *args):\n"
+        "        if name.split('.')[0] == 'torchvision': raise ImportError('torchvision blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from aimedx_desktop.cli import main\n"
+        "sys.exit(main(['info']))\n"
+    )
+    env = {"AIMEDX_RESOURCES": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert "bundled models: none" in done.stdout

@@ -13,10 +13,11 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, RTDoseStorage, generate_uid
 
 from aimedx_desktop.engine.intensity import CT_DEFAULT_WINDOW
 from aimedx_desktop.engine.io import atomic, read_scan
+from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
 from aimedx_desktop.engine.io.export import ExportError, export_scan
 from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
 from aimedx_desktop.engine.translator import CancelToken, Cancelled
@@ -229,6 +230,24 @@ def test_existing_files_are_replaced_only_when_asked(tmp_path, ct_from_nifti):
     assert sha256(first) == before
     assert export_scan(ct_from_nifti, tmp_path, fmt="dicom", overwrite=True) == first
     assert sha256(first) != before  # new SOP Instance UIDs
+    assert sorted(tmp_path.iterdir()) == first  # no backups left behind
+
+
+def test_a_failed_overwrite_puts_the_old_series_back(tmp_path, ct_from_nifti, monkeypatch):
+    previous = export_scan(ct_from_nifti, tmp_path, fmt="dicom")
+    before = sha256(previous)
+    real_replace = atomic.os.replace
+
+    def replace(source, target):
+        if str(source).endswith(".partial") and Path(target) == previous[1]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(ExportError, match=r"synthetic_ct_0002\.dcm: the disk is full"):
+        export_scan(ct_from_nifti, tmp_path, fmt="dicom", overwrite=True)
+    assert sorted(tmp_path.iterdir()) == previous
+    assert sha256(previous) == before
 
 
 def test_a_source_file_is_never_a_target_even_with_overwrite(tmp_path, ct_from_nifti):
@@ -268,6 +287,71 @@ def test_a_failure_while_renaming_removes_the_partial_series(tmp_path, ct_from_n
     with pytest.raises(ExportError, match=r"synthetic_ct_0003\.dcm: the disk is full"):
         export_scan(ct_from_nifti, tmp_path / "out", fmt="dicom")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_source_without_study_or_frame_of_reference_uid_gets_new_ones(tmp_path, mr_from_dicom):
+    for header in mr_from_dicom.dicom_headers:
+        del header.StudyInstanceUID, header.FrameOfReferenceUID
+    written = export_scan(mr_from_dicom, tmp_path, fmt="dicom")
+    assert_valid(written)
+    out = [pydicom.dcmread(p) for p in written]
+    assert len({(ds.StudyInstanceUID, ds.FrameOfReferenceUID) for ds in out}) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "failing_at", "named"),
+    [("__init__", None, r"out"), ("dataset", 2, r"out/synthetic_ct_0003\.dcm")],
+)
+def test_an_unexpected_error_is_an_export_error_naming_the_file(
+    tmp_path, ct_from_nifti, monkeypatch, method, failing_at, named
+):
+    real = getattr(DicomSeriesWriter, method)
+
+    def broken(self, *args, **kwargs):
+        if failing_at is None or args[0] == failing_at:
+            raise KeyError("a header\nthat surprised us")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DicomSeriesWriter, method, broken)
+    one_line = rf"{named}: cannot build the file \(KeyError: 'a header\\nthat surprised us'\)$"
+    with pytest.raises(ExportError, match=one_line):
+        export_scan(ct_from_nifti, tmp_path / "out", fmt="dicom")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def multiframe_source(path: Path, offsets: list[float]) -> Path:
+    """A plain multi-frame image (RT Dose: one ImagePositionPatient, frames placed by
+    GridFrameOffsetVector, one top-level SliceLocation for all frames), frames stored out of
+    spatial order."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = RTDoseStorage, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = generate_uid(), generate_uid(), generate_uid()
+    ds.Modality, ds.PatientName, ds.PatientID = "RTDOSE", "Doe^Jane", "PID-0042"
+    ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [-10.0, -12.0, 20.0]
+    ds.PixelSpacing, ds.SliceThickness, ds.SliceLocation = [0.8, 0.6], 5.0, 20.0
+    ds.NumberOfFrames, ds.GridFrameOffsetVector = len(offsets), offsets
+    ds.FrameIncrementPointer = 0x3004000C
+    frames = np.stack([np.full((ROWS, COLS), 1000 + 10 * i, np.uint16) for i in range(len(offsets))])
+    ds.set_pixel_data(frames, "MONOCHROME2", 12, generate_instance_uid=False)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_multiframe_source_gives_each_slice_its_location_and_frame(tmp_path):
+    source = read_scan(multiframe_source(tmp_path / "multi.dcm", [10.0, 0.0, 5.0]), modality="ct")
+    assert len({id(h) for h in source.dicom_headers}) == 1  # one header for every frame
+    provenance = Provenance(source.provenance.source_paths, "dicom", True, "tiny-test", "0.0.1", "ct2mr")
+    mr = Scan(source.voxels, Modality.MR, source.geometry, provenance, dicom_headers=source.dicom_headers)
+    written = export_scan(mr, tmp_path / "out", fmt="dicom")
+    assert_valid(written)
+    out = [pydicom.dcmread(p) for p in written]
+    assert [float(ds.SliceLocation) for ds in out] == [20.0, 25.0, 30.0]
+    assert [ds.SourceImageSequence[0].ReferencedFrameNumber for ds in out] == [2, 3, 1]  # offsets 0, 5, 10
+    unplaced = Scan(mr.voxels, Modality.MR, Geometry(), provenance, dicom_headers=mr.dicom_headers)
+    writer = DicomSeriesWriter(unplaced, (500.0, 1000.0))
+    assert [writer.dataset(i).SourceImageSequence[0].ReferencedFrameNumber for i in range(3)] == [1, 2, 3]
 
 
 def test_an_output_folder_under_a_file_gives_a_clear_message(tmp_path, ct_from_nifti):

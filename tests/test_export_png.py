@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aimedx_desktop.engine.intensity import default_window
-from aimedx_desktop.engine.io import png_writer
-from aimedx_desktop.engine.io.export import ExportError, export_scan, planned_paths
+from aimedx_desktop.engine.intensity import default_window, is_display_windowed_ct
+from aimedx_desktop.engine.io import ScanReadError, png_writer, read_scan
+from aimedx_desktop.engine.io.export import ExportError, existing_targets, export_scan, planned_paths
+from aimedx_desktop.engine.io.raster import CALIBRATED
 from aimedx_desktop.engine.scan import Modality, Provenance
 
 
@@ -89,3 +90,65 @@ def test_bad_options_are_refused_before_anything_is_written(tmp_path, synthetic_
     with pytest.raises(ExportError, match=message):
         export_scan(synthetic_ct, tmp_path / "out", **options)
     assert not (tmp_path / "out").exists()
+
+
+def assert_read_back_as_the_synthetic_ct(scan, synthetic_ct):
+    assert scan.modality is Modality.CT and not any("modality not stated" in w for w in scan.warnings)
+    assert CALIBRATED in scan.provenance.notes and scan.provenance.synthetic
+    assert (scan.provenance.model_name, scan.provenance.model_version) == ("tiny-test", "0.0.1")
+    assert scan.provenance.direction == "mr2ct"
+    assert not is_display_windowed_ct(scan)  # HU already: must not be mapped back from gray levels
+
+
+def test_16_bit_export_reopens_in_physical_units(tmp_path, synthetic_ct):
+    written = export_scan(synthetic_ct, tmp_path, bits=16)
+    with Image.open(written[0]) as image:
+        slope = float(image.text["RescaleSlope"])
+    single = read_scan(written[0])
+    assert_read_back_as_the_synthetic_ct(single, synthetic_ct)
+    assert np.abs(single.voxels[0] - synthetic_ct.voxels[0]).max() <= slope / 2 + 1e-3
+    assert single.display_window is None and single.warnings == ()
+    folder = read_scan(tmp_path)
+    assert np.abs(folder.voxels - synthetic_ct.voxels).max() <= slope / 2 + 1e-3
+
+
+def test_8_bit_export_reopens_through_its_window_with_a_clipping_warning(tmp_path, synthetic_ct):
+    centre, width = 40.0, 400.0
+    written = export_scan(synthetic_ct, tmp_path, window=(centre, width))
+    scan = read_scan(written[0])
+    assert_read_back_as_the_synthetic_ct(scan, synthetic_ct)
+    assert scan.display_window == (centre, width)
+    (warning,) = scan.warnings
+    assert "window (centre 40, width 400)" in warning and "clipped" in warning
+    lo, hi = centre - width / 2, centre + width / 2
+    hu = synthetic_ct.voxels[0]
+    inside = (hu >= lo) & (hu <= hi)
+    assert inside.any() and np.abs(scan.voxels[0][inside] - hu[inside]).max() <= width / 255 / 2 + 1e-3
+    np.testing.assert_allclose(scan.voxels[0][~inside], np.clip(hu[~inside], lo, hi), atol=1e-3)
+    brain = read_scan(export_scan(synthetic_ct, tmp_path / "brain")[0])  # 40/80: HU 0..80, inside 0..255
+    assert not is_display_windowed_ct(brain) and brain.voxels.max() == pytest.approx(80.0)
+
+
+def test_caller_modality_wins_and_other_pngs_stay_gray_levels(tmp_path, synthetic_ct):
+    written = export_scan(synthetic_ct, tmp_path, bits=16)
+    assert read_scan(written[0], modality="mr").modality is Modality.MR
+    plain = tmp_path / "plain" / "slice.png"
+    plain.parent.mkdir()
+    Image.fromarray(np.full((4, 4), 7, np.uint8)).save(plain)
+    scan = read_scan(plain, modality="ct")
+    assert scan.provenance.notes == () and not scan.provenance.synthetic and float(scan.voxels.max()) == 7.0
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    written[0].rename(mixed / "a.png")
+    Image.fromarray(np.zeros((48, 40), np.uint8)).save(mixed / "b.png")
+    with pytest.raises(ScanReadError, match="^b.png: AI-MEDX exports .* cannot form one stack"):
+        read_scan(mixed)
+
+
+def test_existing_targets_lists_the_files_an_export_would_replace(tmp_path, synthetic_ct):
+    assert existing_targets(synthetic_ct, tmp_path, "png") == []
+    written = export_scan(synthetic_ct, tmp_path)
+    written[1].unlink()
+    written[3].unlink()
+    assert existing_targets(synthetic_ct, tmp_path, "png") == [written[0], written[2], written[4]]
+    assert existing_targets(synthetic_ct, tmp_path, "dicom") == []

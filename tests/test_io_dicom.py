@@ -350,7 +350,7 @@ def test_damaged_files_in_a_series_folder_are_skipped_with_a_warning(tmp_path):
     second.write_bytes(second.read_bytes()[:-10])  # pixel data cut
     scan = read_scan(folder)
     assert scan.n_slices == 2
-    skipped = [w for w in scan.warnings if w.startswith("skipped a damaged file")]
+    skipped = [w for w in scan.warnings if w.startswith("skipped an unreadable file")]
     assert len(skipped) == 2 and first.name in skipped[0] + skipped[1] and second.name in skipped[0] + skipped[1]
 
 
@@ -512,3 +512,25 @@ def test_real_head_ct_with_gantry_tilt(shared_data):
     assert "gantry tilt" in warnings and "18.5" in warnings
     assert "uneven slice spacing: 1.08 to 7.00 mm" in warnings
     assert len(scan.dicom_headers) == 28 and scan.dicom_headers[0].InstanceNumber == 1
+
+
+def test_a_file_that_cannot_be_opened_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    """Permissions cannot lock root out, so opening is made to fail as it does for a locked file."""
+    folder = make_series(tmp_path / "s", n=3)
+    (folder / "locked.txt").write_bytes(b"?")  # its name alone does not say it is not DICOM
+    (folder / "locked.dcm").write_bytes(b"?")
+    real_open = Path.open
+
+    def open_(self, *args, **kwargs):
+        if self.name.startswith("locked"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_)
+    scan = read_scan(folder)
+    assert scan.n_slices == 3
+    skipped = sorted(w for w in scan.warnings if w.startswith("skipped an unreadable file"))
+    assert skipped == [
+        f"skipped an unreadable file: {name}: cannot open (Permission denied)" for name in ("locked.dcm", "locked.txt")
+    ]
+    assert [s.n_slices for s in list_series(folder)] == [3]

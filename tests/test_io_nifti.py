@@ -89,3 +89,14 @@ def test_real_head_mr_volumes(shared_data):
     row, col = np.asarray(stroke.geometry.orientation[:3]), np.asarray(stroke.geometry.orientation[3:])
     assert row[0] > 0.99 and col[1] > 0.9  # oblique, but close to axial
     assert abs(float(row @ col)) < 1e-6 and stroke.voxels.max() > 0
+
+
+def test_nan_and_infinite_voxels_are_replaced_with_a_warning(tmp_path):
+    data = labelled_volume().astype(np.float32)
+    data[0, 0, 0], data[1, 1, 1], data[2, 2, 2] = np.nan, np.inf, -np.inf
+    scan = read_scan(save(tmp_path, np.eye(4), data=data), modality="mr")
+    assert np.isfinite(scan.voxels).all()
+    finite = data[np.isfinite(data)]
+    assert sorted(scan.voxels.ravel().tolist()) == sorted([finite.min(), finite.max(), finite.min(), *finite.tolist()])
+    (warning,) = scan.warnings
+    assert warning.startswith("3 voxel(s) were NaN or infinite") and f"minimum {finite.min():g}" in warning

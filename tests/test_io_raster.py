@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from aimedx_desktop.engine.io import ScanReadError, read_scan
+from aimedx_desktop.engine.io.raster import RASTER_SUFFIXES, raster_files
 from aimedx_desktop.engine.scan import Modality
 
 
@@ -115,3 +116,28 @@ def test_real_aanlib_png_file_and_folder(shared_data):
     folder = read_scan(shared_data / "aanlib_brain" / "CT")
     assert folder.modality is Modality.CT and folder.shape == (144, 256, 256)
     assert folder.provenance.source_format == "png" and "guessed CT" in folder.warnings[0]
+
+
+def test_raster_files_in_natural_order_without_hidden_files(tmp_path):
+    for name in ("b10.PNG", "b2.tif", "b1.bmp", "._b1.png", ".hidden.jpg", "b3.txt"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "b4.png").mkdir()
+    assert [p.name for p in raster_files(tmp_path)] == ["b1.bmp", "b2.tif", "b10.PNG"]
+    assert set(RASTER_SUFFIXES) >= {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+
+
+def test_macos_resource_forks_do_not_break_a_folder(tmp_path):
+    for i in (1, 2):
+        Image.fromarray(gradient(i)).save(tmp_path / f"{i:04d}.png")
+        (tmp_path / f"._{i:04d}.png").write_bytes(b"\0\5\26\7 AppleDouble, not a PNG")
+    assert read_scan(tmp_path, modality="mr").shape == (2, 12, 10)
+
+
+def test_nan_in_a_float_tiff_is_replaced_with_a_warning(tmp_path):
+    values = np.arange(12, dtype=np.float32).reshape(3, 4) + 5
+    values[1, 1] = np.nan
+    Image.fromarray(values, mode="F").save(tmp_path / "float.tif")
+    scan = read_scan(tmp_path / "float.tif", modality="mr")
+    assert scan.voxels[0, 1, 1] == 5.0 and np.isfinite(scan.voxels).all()
+    (warning,) = scan.warnings
+    assert warning == "1 voxel(s) were NaN or infinite: NaN and -inf set to the minimum 5, +inf to the maximum 16"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -51,3 +52,18 @@ def test_paths_with_nothing_readable(tmp_path):
     (junk / "data.bin").write_bytes(b"\0" * 300)
     with pytest.raises(ScanReadError, match="^junk: no DICOM images found in this folder$"):
         read_scan(junk)
+
+
+def test_a_file_that_cannot_be_opened_does_not_stop_a_png_folder(tmp_path, monkeypatch):
+    for i in (1, 2):
+        Image.fromarray(np.full((4, 4), i, np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "locked").write_bytes(b"?")
+    real_open = Path.open
+
+    def open_(self, *args, **kwargs):
+        if self.name == "locked":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_)
+    assert read_scan(tmp_path, modality="mr").shape == (2, 4, 4)

@@ -12,7 +12,7 @@ from aimedx_desktop import cli
 from aimedx_desktop.engine.bundle import save_bundle
 from aimedx_desktop.engine.io.export import export_scan
 from aimedx_desktop.engine.scan import Provenance
-from aimedx_desktop.selftest import find_sample, run_self_test
+from aimedx_desktop.selftest import run_self_test
 
 
 @pytest.fixture
@@ -67,13 +67,3 @@ def test_self_test_takes_no_other_arguments(capsys):
         cli.main(["--self-test", "info"])
     assert stop.value.code == 2
     assert "--self-test takes no other arguments" in capsys.readouterr().err
-
-
-def test_the_sample_is_a_ct_series_folder_first(tmp_path):
-    (tmp_path / "head_mr").mkdir()
-    (tmp_path / "head_ct_ge").mkdir()
-    (tmp_path / "scan.nii.gz").write_bytes(b"")
-    assert find_sample(tmp_path) == tmp_path / "head_ct_ge"
-    (tmp_path / "head_ct_ge").rmdir()
-    (tmp_path / "head_mr").rmdir()
-    assert find_sample(tmp_path) == tmp_path / "scan.nii.gz"

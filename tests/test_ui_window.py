@@ -13,12 +13,16 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from aimedx_desktop.engine.scan import Modality
+from aimedx_desktop.engine.scan import Modality, Provenance
 from aimedx_desktop.ui import app as ui_app
+from aimedx_desktop.ui import dialogs as ui_dialogs
 from aimedx_desktop.ui import jobs
+from aimedx_desktop.ui import main_window as ui_main_window
 from aimedx_desktop.ui.jobs import ExportRequest
 from aimedx_desktop.ui.settings import AppSettings
-from aimedx_desktop.ui.window_level import Window, preset
+from aimedx_desktop.ui.window_level import CT_PRESETS, Window
+
+BONE = CT_PRESETS[3].window
 
 TIMEOUT_MS = 20_000
 
@@ -115,6 +119,36 @@ def convert(qtbot, win) -> None:
     wait_idle(qtbot, win)
 
 
+def slow_open(monkeypatch, scan) -> tuple[threading.Event, threading.Event]:
+    """Replace the reader by one that returns `scan` once released: (started, release)."""
+    started, release = threading.Event(), threading.Event()
+
+    def blocked_open(path, modality=None, series_uid=None):
+        started.set()
+        release.wait(10)
+        return scan
+
+    monkeypatch.setattr(jobs, "open_path", blocked_open)
+    return started, release
+
+
+def gate_convert(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Make conversions wait after their first batch until released: (first_batch, resume)."""
+    first_batch, resume = threading.Event(), threading.Event()
+    real_convert = jobs.convert
+
+    def gated_convert(cache, path, scan, source, progress, cancel, on_slice):
+        def gated_progress(done, total):
+            progress(done, total)
+            first_batch.set()
+            resume.wait(10)
+
+        return real_convert(cache, path, scan, source, gated_progress, cancel, on_slice)
+
+    monkeypatch.setattr(jobs, "convert", gated_convert)
+    return first_batch, resume
+
+
 def test_starts_without_a_model_and_says_so(window):
     assert window.model is None
     assert not window.convert_action.isEnabled()
@@ -136,13 +170,6 @@ def test_declining_the_notice_stops_the_start(window, dialogs):
     assert not window.settings.notice_accepted
 
 
-def test_default_sample_prefers_the_ct_folder(tmp_path):
-    (tmp_path / "head_mr.nii.gz").write_bytes(b"")
-    (tmp_path / "head_ct_ge").mkdir()
-    assert ui_app.default_sample(tmp_path) == tmp_path / "head_ct_ge"
-    assert ui_app.default_sample(tmp_path / "absent") is None
-
-
 def test_convert_fills_the_synthetic_pane_and_labels_it(qtbot, with_tiny_model, monkeypatch, ct_scan):
     win = with_tiny_model
     open_in_memory(qtbot, win, monkeypatch, ct_scan)
@@ -161,18 +188,7 @@ def test_cancel_midway_leaves_the_window_as_it_was(qtbot, with_tiny_model, monke
     win = with_tiny_model
     big = dataclasses.replace(ct_scan, voxels=np.repeat(ct_scan.voxels, 4, axis=0), geometry=dataclasses.replace(ct_scan.geometry, positions=None))
     open_in_memory(qtbot, win, monkeypatch, big)
-    first_batch, resume = threading.Event(), threading.Event()
-    real_convert = jobs.convert
-
-    def gated_convert(cache, path, scan, source, progress, cancel, on_slice):
-        def gated_progress(done, total):
-            progress(done, total)
-            first_batch.set()
-            resume.wait(10)
-
-        return real_convert(cache, path, scan, source, gated_progress, cancel, on_slice)
-
-    monkeypatch.setattr(jobs, "convert", gated_convert)
+    first_batch, resume = gate_convert(monkeypatch)
     assert win.convert()
     qtbot.waitUntil(first_batch.is_set, timeout=TIMEOUT_MS)
     # results show before the whole volume is done
@@ -188,6 +204,95 @@ def test_cancel_midway_leaves_the_window_as_it_was(qtbot, with_tiny_model, monke
     assert win.convert_action.isEnabled() and not win.cancel_action.isEnabled()
 
 
+def test_cancelling_a_reconversion_keeps_the_synthetic_window(qtbot, with_tiny_model, monkeypatch, ct_scan):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    convert(qtbot, win)
+    first = win.synthetic_scan
+    win.synthetic_viewer.set_window(Window(300, 600))
+    first_batch, resume = gate_convert(monkeypatch)
+    assert win.convert()
+    qtbot.waitUntil(first_batch.is_set, timeout=TIMEOUT_MS)
+    assert win.synthetic_viewer.window != Window(300, 600)  # the partial result has its own
+    win.cancel()
+    resume.set()
+    wait_idle(qtbot, win)
+    assert win.synthetic_scan is first and win.synthetic_viewer.scan is first
+    assert win.synthetic_viewer.window == Window(300, 600)
+    assert tuple(win.synthetic_viewer.image.levels) == pytest.approx((0.0, 600.0))
+
+
+def test_cancelling_an_open_keeps_the_previous_scan(qtbot, window, monkeypatch, dialogs, ct_scan):
+    open_in_memory(qtbot, window, monkeypatch, ct_scan)
+    title = window.windowTitle()
+    started, release = slow_open(monkeypatch, dataclasses.replace(ct_scan, description="other"))
+    assert window.open_path(Path("huge_folder"))
+    qtbot.waitUntil(started.is_set, timeout=TIMEOUT_MS)
+    assert window.cancel_action.isEnabled()
+    window.cancel_action.trigger()
+    release.set()
+    wait_idle(qtbot, window)
+    assert window.source_scan is ct_scan and window.source_viewer.scan is ct_scan
+    assert window.windowTitle() == title and window.settings.recent_files == ["phantom.dcm"]
+    assert window.statusBar().currentMessage() == "Cancelled" and not dialogs.errors
+    assert not window.cancel_action.isEnabled() and window.open_action.isEnabled()
+
+
+def test_closing_during_a_long_open_waits_for_the_read(qtbot, window, monkeypatch, ct_scan):
+    monkeypatch.setattr(ui_main_window, "CLOSE_WAIT_MS", 20)
+    started, release = slow_open(monkeypatch, ct_scan)
+    assert window.open_path(Path("huge_folder"))
+    qtbot.waitUntil(started.is_set, timeout=TIMEOUT_MS)
+    assert not window.close()  # refused while the reader thread runs: no QThread destroyed running
+    assert window.isVisible() and "still finishing" in window.statusBar().currentMessage().lower()
+    release.set()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
+    assert not window.worker.busy and window.source_scan is None  # the late result was dropped
+
+
+def test_scan_warnings_are_shown_without_a_dialog(qtbot, window, monkeypatch, dialogs, ct_scan):
+    assert window.notes_label.isHidden()
+    tilted = dataclasses.replace(ct_scan, warnings=("gantry tilt of 12° is not corrected",))
+    open_in_memory(qtbot, window, monkeypatch, tilted)
+    assert not window.notes_label.isHidden() and "gantry tilt" in window.notes_label.text()
+    open_in_memory(qtbot, window, monkeypatch, ct_scan)
+    assert window.notes_label.isHidden() and not dialogs.infos and not dialogs.errors
+
+
+def test_8bit_ct_image_is_calibrated_after_the_direction_override(qtbot, with_tiny_model, monkeypatch, ct_scan):
+    win = with_tiny_model
+    gray = np.clip((ct_scan.voxels + 1000) / 2000 * 255, 0, 255).round()
+    image = dataclasses.replace(ct_scan, voxels=gray, modality=Modality.MR, provenance=Provenance(("x.png",), "png"))
+    open_in_memory(qtbot, win, monkeypatch, image, name="x.png")  # read as MR (a guess)
+    win.direction_box.setCurrentIndex(1)  # the user says: CT → MR
+    convert(qtbot, win)
+    assert win.synthetic_scan.modality is Modality.MR and not win.dialogs.errors
+    assert "calibrated to HU" in win.notes_label.text()
+
+
+def test_export_dialog_refuses_an_empty_or_relative_folder(qtbot, tmp_path):
+    dialog = ui_dialogs._ExportDialog("png", (40.0, 80.0), "", None)
+    qtbot.addWidget(dialog)
+    for text in ("", "   ", "relative/out"):
+        dialog.folder.setText(text)
+        dialog.accept()
+        assert dialog.result() != dialog.DialogCode.Accepted and not dialog.problem.isHidden()
+    assert "folder" in dialog.problem.text().lower()
+    dialog.folder.setText(str(tmp_path))
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted and dialog.request().out_dir == tmp_path
+
+
+def test_open_dialog_filter_covers_every_reader():
+    from aimedx_desktop.engine.io.nifti import NIFTI_SUFFIXES
+    from aimedx_desktop.engine.io.raster import RASTER_SUFFIXES
+
+    filters = ui_dialogs.file_filter().split(";;")
+    for suffix in (*RASTER_SUFFIXES, *NIFTI_SUFFIXES, ".dcm", ".tif", ".bmp", ".IMA"):
+        assert f"*{suffix}" in filters[0]
+    assert filters[-1].endswith("(*)")  # DICOM files without a suffix
+
+
 def test_presets_and_drag_change_the_levels_not_the_data(qtbot, window, monkeypatch, ct_scan):
     open_in_memory(qtbot, window, monkeypatch, ct_scan)
     viewer = window.source_viewer
@@ -195,8 +300,8 @@ def test_presets_and_drag_change_the_levels_not_the_data(qtbot, window, monkeypa
     assert viewer.window == Window(40, 80)
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key.Key_4)
-    assert viewer.window == preset("bone").window
-    assert tuple(viewer.image.levels) == pytest.approx(preset("bone").window.levels)
+    assert viewer.window == BONE
+    assert tuple(viewer.image.levels) == pytest.approx(BONE.levels)
     assert "C 400 / W 1800" in window.window_label.text()
 
     start = QPointF(100, 100)

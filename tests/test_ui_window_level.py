@@ -12,10 +12,9 @@ from aimedx_desktop.ui.window_level import (
     CT_PRESETS,
     MIN_WIDTH,
     Window,
-    auto_window,
+    data_range,
     default_window,
     dragged,
-    preset,
     step_index,
 )
 
@@ -30,34 +29,34 @@ def test_ct_presets_are_the_issue_values_on_keys_1_to_6():
         "Soft tissue": (40, 400, "5"),
         "Lung": (-600, 1500, "6"),
     }
-    assert preset("bone").window.levels == (-500.0, 1300.0)
-    with pytest.raises(KeyError):
-        preset("liver")
+    assert CT_PRESETS[3].window.levels == (-500.0, 1300.0)
 
 
-def test_window_levels_round_trip_and_width_never_collapses():
-    window = Window.from_levels(-160.0, 240.0)
-    assert (window.centre, window.width) == (40.0, 400.0)
+def test_window_levels_and_width_never_collapses():
+    assert Window(40, 400).levels == (-160.0, 240.0)
     assert Window(0, -5).width == MIN_WIDTH
 
 
-def test_auto_window_prefers_the_file_window_then_percentiles_then_full_range():
+def test_default_window_brain_for_ct_in_hu_else_file_window_then_percentiles_then_full_range():
     values = np.arange(1000, dtype=np.float32)
-    assert auto_window(values, (100.0, 50.0)) == Window(100.0, 50.0)
-    low, high = auto_window(values).levels
+    assert default_window(values, True) == Window(40, 80)
+    assert default_window(values, True, (35.0, 90.0)) == Window(35.0, 90.0)
+    assert default_window(values, False, (100.0, 50.0)) == Window(100.0, 50.0)
+    low, high = default_window(values, False).levels
     assert low == pytest.approx(np.percentile(values, 0.5)) and high == pytest.approx(np.percentile(values, 99.5))
     spiky = np.zeros(1000, np.float32)
     spiky[-1] = 7.0  # percentiles are both 0: fall back to the full range
-    assert auto_window(spiky).levels == (0.0, 7.0)
-    assert auto_window(np.full(10, 3.0)).centre == 3.0
-    assert auto_window(np.empty(0)).width > 0
+    assert default_window(spiky, False).levels == (0.0, 7.0)
+    assert default_window(np.full(10, 3.0), False).centre == 3.0
+    assert default_window(np.empty(0), False).width > 0
 
 
-def test_default_window_brain_for_ct_in_hu_else_auto():
-    values = np.linspace(0, 255, 100)
-    assert default_window(values, True) == Window(40, 80)
-    assert default_window(values, True, (35.0, 90.0)) == Window(35.0, 90.0)
-    assert default_window(values, False) == auto_window(values)
+def test_drag_scale_is_the_auto_window_width_and_never_zero():
+    values = np.arange(1000, dtype=np.float32)
+    assert data_range(values) == pytest.approx(default_window(values, False).width)
+    assert data_range(np.full(10, 3.0)) == 1.0
+    assert data_range(np.empty(0)) == 1.0
+    assert data_range(np.array([np.nan, 0.0, 10.0])) == pytest.approx(10.0 * 0.99)
 
 
 def test_drag_right_widens_and_up_raises_centre_without_touching_data():

@@ -9,18 +9,21 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from aimedx_desktop.engine.intensity import IntensityContract, prepare_source
 from aimedx_desktop.engine.io import read_scan
+from aimedx_desktop.engine.io.raster import raster_files
 from aimedx_desktop.engine.scan import Modality, Scan
 from aimedx_desktop.engine.translator import SliceLayout, fit_to_model
 
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
+
 FOREGROUND_LEVEL = -0.9
 """Normalised values above this count as foreground (the background maps to -1)."""
 
@@ -33,8 +36,9 @@ def expand_inputs(
     select one (`include`)."""
     found: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir() and any(p.suffix.lower() in RASTER_SUFFIXES for p in path.iterdir()):
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+        slices = raster_files(path) if path.is_dir() else []
+        if slices:
+            found += slices
         else:
             found.append(path)
     def matches(path: Path, patterns: list[str]) -> bool:
@@ -92,8 +96,10 @@ class SliceSet:
         return {"slices": len(self.slices), "skipped_almost_empty": self.skipped_empty}
 
 
-def training_augmentation(crop_size: int, size: int) -> v2.Compose:
+def training_augmentation(crop_size: int, size: int) -> "v2.Compose":
     """Flips, a small affine jitter and a random crop; the background fill is the model's -1."""
+    from torchvision.transforms import v2  # training only: the CPU app bundle ships no torchvision
+
     steps: list[v2.Transform] = [
         v2.RandomHorizontalFlip(),
         v2.RandomAffine(degrees=5, translate=(0.04, 0.04), scale=(0.95, 1.05), fill=-1.0),

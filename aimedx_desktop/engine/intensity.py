@@ -130,14 +130,17 @@ def _build(kind: type, values: dict[str, Any]) -> Any:
     return kind(**{name: float(value) for name, value in values.items() if name in names})
 
 
-RASTER_FORMATS = ("png", "jpeg", "tiff", "bmp")
-
-
 def is_display_windowed_ct(scan: Scan) -> bool:
-    """A CT read from an 8-bit raster image (PNG, JPEG, ...) holds display gray levels, not HU."""
+    """A CT read from an 8-bit raster image (PNG, JPEG, ...) holds display gray levels, not HU.
+
+    Not so for the app's own PNG exports, whose text chunks give physical units back on read.
+    """
+    from aimedx_desktop.engine.io.raster import CALIBRATED, RASTER_FORMATS  # imported late: pulls in pydicom
+
     return (
         scan.modality is Modality.CT
         and scan.provenance.source_format in RASTER_FORMATS
+        and CALIBRATED not in scan.provenance.notes
         and not scan.provenance.synthetic
         and float(scan.voxels.max(initial=0.0)) <= 255.0
         and float(scan.voxels.min(initial=0.0)) >= 0.0

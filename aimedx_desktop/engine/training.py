@@ -25,7 +25,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
-from torchvision.utils import make_grid, save_image
 
 from aimedx_desktop.engine.bundle import ModelBundle, new_bundle, save_bundle
 from aimedx_desktop.engine.datasets import SliceSet, UnpairedSlices, expand_inputs, paired_slices
@@ -399,6 +398,8 @@ class Trainer:
     @torch.no_grad()
     def _write_samples(self, dataset: UnpairedSlices) -> None:
         """Grid per epoch: rows CT→MR→CT and MR→CT→MR on fixed slices (input, translated, reconstructed)."""
+        from torchvision.utils import make_grid, save_image  # training only, like the augmentation
+
         self.model.eval()
         ct = dataset.ct[:2].to(self.device)
         mr = dataset.mr[:2].to(self.device)

@@ -8,25 +8,9 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from aimedx_desktop.resources import samples_dir
+from aimedx_desktop.resources import default_sample
 from aimedx_desktop.ui.dialogs import Dialogs
 from aimedx_desktop.ui.settings import APPLICATION, ORGANISATION, AppSettings
-
-SCAN_SUFFIXES = (".dcm", ".nii", ".gz", ".png", ".jpg", ".jpeg")
-
-
-def default_sample(root: Path | None = None) -> Path | None:
-    """The bundled sample to open when no file is given: a CT series folder first, else a scan file."""
-    root = samples_dir() if root is None else root
-    if not root.is_dir():
-        return None
-    entries = sorted(root.iterdir())
-    folders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
-    folders.sort(key=lambda p: "ct" not in p.name.lower())
-    if folders:
-        return folders[0]
-    files = [p for p in entries if p.is_file() and p.name.lower().endswith(SCAN_SUFFIXES)]
-    return files[0] if files else None
 
 
 def application(argv: list[str] | None = None) -> QApplication:

@@ -42,7 +42,41 @@ ABOUT_TEXT = (
     "Privacy: everything runs on this computer. No network connections, no telemetry, no "
     f"uploads.\n\n{RESEARCH_USE_STATEMENT}"
 )
-FILE_FILTER = "Scans (*.dcm *.DCM *.png *.jpg *.jpeg *.nii *.nii.gz *.IMA);;All files (*)"
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+"""DICOM files may have any name; these are the usual suffixes ("All files" offers the rest)."""
+
+
+def _reader_suffixes() -> dict[str, tuple[str, ...]]:
+    """The suffixes the readers open, by kind. engine.io loads pydicom and nibabel (half a
+    second), so it is imported when first asked, not while the window starts."""
+    from aimedx_desktop.engine.io.nifti import NIFTI_SUFFIXES
+    from aimedx_desktop.engine.io.raster import RASTER_SUFFIXES
+
+    return {"DICOM": DICOM_SUFFIXES, "NIfTI": NIFTI_SUFFIXES, "Images": RASTER_SUFFIXES}
+
+
+def scan_suffixes() -> tuple[str, ...]:
+    return tuple(s for suffixes in _reader_suffixes().values() for s in suffixes)
+
+
+def _patterns(suffixes: tuple[str, ...]) -> str:
+    """Both cases: name filters are case-sensitive on some platforms."""
+    return " ".join(f"*{s} *{s.upper()}" for s in suffixes)
+
+
+def file_filter() -> str:
+    """The open dialog's filter: every scan, each kind, and all files (DICOM may lack a suffix)."""
+    kinds = [f"{kind} ({_patterns(suffixes)})" for kind, suffixes in _reader_suffixes().items()]
+    return ";;".join([f"Scans ({_patterns(scan_suffixes())})", *kinds, "All files, e.g. DICOM without a suffix (*)"])
+
+
+def export_folder_problem(text: str) -> str | None:
+    """Why `text` cannot be the export folder (empty, relative), or None when it can."""
+    if not text.strip():
+        return "Choose the folder to export to."
+    if not Path(text.strip()).expanduser().is_absolute():
+        return f"Give the full path of the folder, not {text.strip()!r}."
+    return None
 
 
 class Dialogs:
@@ -98,7 +132,7 @@ class Dialogs:
         return answer == QMessageBox.StandardButton.Yes
 
     def open_file(self, start: str) -> Path | None:
-        name, _ = QFileDialog.getOpenFileName(self.parent, "Open scan", start, FILE_FILTER)
+        name, _ = QFileDialog.getOpenFileName(self.parent, "Open scan", start, file_filter())
         return Path(name) if name else None
 
     def open_folder(self, start: str, title: str = "Open DICOM folder") -> Path | None:
@@ -145,6 +179,10 @@ class _ExportDialog(QDialog):
         else:
             layout.addWidget(self.deidentify)
         layout.addWidget(QLabel("File names and DICOM headers mark the images as synthetic."))
+        self.problem = QLabel("")
+        self.problem.setStyleSheet("color: #b00000;")
+        self.problem.setVisible(False)
+        layout.addWidget(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -155,11 +193,19 @@ class _ExportDialog(QDialog):
         if name:
             self.folder.setText(name)
 
+    def accept(self) -> None:
+        """Stay open, saying why, while the folder is empty or relative (not the working directory)."""
+        problem = export_folder_problem(self.folder.text())
+        self.problem.setText(problem or "")
+        self.problem.setVisible(problem is not None)
+        if problem is None:
+            super().accept()
+
     def request(self) -> ExportRequest:
         eight_bit = self.fmt != "png" or self.as_displayed.isChecked()
         return ExportRequest(
             fmt=self.fmt,
-            out_dir=Path(self.folder.text()),
+            out_dir=Path(self.folder.text().strip()).expanduser(),
             bits=8 if eight_bit else 16,
             window=self.window if eight_bit else None,
             deidentify=self.deidentify.isChecked(),

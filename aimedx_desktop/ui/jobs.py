@@ -19,12 +19,13 @@ SliceReady = Callable[[int, Any], None]
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is for the user (shown as is, without a traceback)."""
-    from aimedx_desktop.engine.bundle import BundleError
-    from aimedx_desktop.engine.io import ScanReadError
-    from aimedx_desktop.engine.io.export import ExportError
+    """Exceptions whose message is for the user (shown as is, without a traceback).
 
-    return (BundleError, ScanReadError, ExportError, ValueError, OSError)
+    Imported on first use: the engine's error types pull in torch, which the window must not
+    wait for at start-up."""
+    from aimedx_desktop.engine.errors import USER_ERRORS
+
+    return USER_ERRORS
 
 
 def open_path(path: Path, modality: str | None = None, series_uid: str | None = None) -> Scan | list[Any]:
@@ -104,21 +105,6 @@ class TranslatorCache:
         return self._translator
 
 
-def prepare_source(scan: Scan, source: Modality, bundle: Any) -> Scan:
-    """The scan as the model should see it: the chosen input modality, raster CT in HU.
-
-    8-bit CT PNG/JPEG hold display gray levels; like `aimedx convert`, they are calibrated to
-    HU on the model's CT window first.
-    """
-    from aimedx_desktop.engine.intensity import calibrate_display_ct, is_display_windowed_ct
-
-    if scan.modality is not source:
-        scan = dataclasses.replace(scan, modality=source)
-    if is_display_windowed_ct(scan):
-        scan = calibrate_display_ct(scan, bundle.contract.ct)
-    return scan
-
-
 def convert(
     cache: TranslatorCache,
     bundle_path: Path,
@@ -128,8 +114,17 @@ def convert(
     cancel: Any,
     on_slice: SliceReady,
 ) -> Scan:
+    """`scan` read as `source` (the user's choice of direction), as the model takes it, translated.
+
+    The synthetic scan carries the source's warnings, including intensity.prepare_source's note
+    when 8-bit CT gray levels were calibrated to HU.
+    """
+    from aimedx_desktop.engine.intensity import prepare_source
+
     translator = cache.get(bundle_path)
-    prepared = prepare_source(scan, source, translator.bundle)
+    if scan.modality is not source:
+        scan = dataclasses.replace(scan, modality=source)
+    prepared = prepare_source(scan, translator.bundle.contract)
     return translator.translate(prepared, source.other, progress=progress, cancel=cancel, on_slice=on_slice)
 
 
@@ -142,13 +137,6 @@ class ExportRequest:
     bits: int = 8
     window: tuple[float, float] | None = None
     deidentify: bool = False
-
-
-def planned_existing(scan: Scan, request: ExportRequest) -> list[Path]:
-    """The files an export would replace."""
-    from aimedx_desktop.engine.io.export import planned_paths
-
-    return [p for p in planned_paths(scan, request.out_dir, request.fmt) if p.exists()]
 
 
 def export(scan: Scan, request: ExportRequest, overwrite: bool, progress: Progress, cancel: Any) -> list[Path]:

@@ -3,6 +3,11 @@
 Long work goes to `Worker`; the window only starts jobs and applies their outcome. A job's
 outcome is applied when the worker has finished, so a cancelled or failed job leaves the window
 as it was (the partially filled synthetic pane is put back to what it showed before).
+
+Opening can be cancelled although the readers cannot be interrupted: the read runs to its end
+in the background and its result is dropped (`CancelFlag`); until then the window stays busy.
+The window does not close while a job's thread runs: it asks the job to stop and closes itself
+once the thread has finished.
 """
 
 from __future__ import annotations
@@ -12,9 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QProgressBar, QSplitter, QToolBar
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from aimedx_desktop import __version__
 from aimedx_desktop.engine.scan import Modality, Scan
@@ -23,7 +37,7 @@ from aimedx_desktop.ui.dialogs import ABOUT_TEXT, Dialogs
 from aimedx_desktop.ui.settings import AppSettings
 from aimedx_desktop.ui.viewer import SliceViewer
 from aimedx_desktop.ui.window_level import CT_PRESETS, Preset
-from aimedx_desktop.ui.worker import Worker
+from aimedx_desktop.ui.worker import CancelFlag, Worker
 
 NO_MODEL_TEXT = "No model installed: conversion is unavailable until one is (Model → Import bundle…)"
 DIRECTIONS: tuple[tuple[str, Modality | None], ...] = (("Auto", None), ("CT → MR", Modality.CT), ("MR → CT", Modality.MR))
@@ -34,6 +48,9 @@ NAVIGATION_KEYS: tuple[tuple[str, tuple[str, ...], Callable[[int, int], int]], .
     ("Last slice", ("End",), lambda index, count: count - 1),
 )
 """(menu text, keys, new slice index from (index, count)); set_index clamps."""
+CLOSE_WAIT_MS = 500
+"""How long closing blocks for a running job to stop before it defers the close instead."""
+NOTES_STYLE = "color: #5a4500; background: #fff4c2; padding: 2px 6px;"
 MOUSE_HELP = (
     "Left drag: window/level (right = wider, up = higher centre)\n"
     "Middle drag: pan    Right drag or Ctrl+wheel: zoom    Wheel: slice"
@@ -67,6 +84,7 @@ class MainWindow(QMainWindow):
         self._startup = Worker(self)
         self._job: _Job | None = None
         self._outcome: tuple[str, Any] = ("none", None)
+        self._close_pending = False
 
         self.source_viewer = SliceViewer("Source")
         self.synthetic_viewer = SliceViewer("Synthetic", synthetic=True)
@@ -78,7 +96,17 @@ class MainWindow(QMainWindow):
             viewer.sliceChanged.connect(lambda index, v=viewer: self._slice_changed(v, index))
             viewer.cursorMoved.connect(lambda row, col, v=viewer: self._cursor_moved(v, row, col))
             viewer.windowChanged.connect(lambda _window: self._update_window_label())
-        self.setCentralWidget(splitter)
+        self.notes_label = QLabel("")
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setStyleSheet(NOTES_STYLE)
+        self.notes_label.setVisible(False)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.notes_label)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
 
         self._build_status_bar()
         self._build_actions()
@@ -209,6 +237,7 @@ class MainWindow(QMainWindow):
         self.worker.finished.connect(self._job_finished)
         self._startup.result.connect(self._engine_loaded)
         self._startup.error.connect(lambda message: self._engine_failed(message))
+        self._startup.finished.connect(self._close_if_pending)
 
     # --- start-up -----------------------------------------------------------------------
     def load_engine(self) -> None:
@@ -254,7 +283,7 @@ class MainWindow(QMainWindow):
         self.progress_bar.setVisible(False)
         self._update_state()
         self._update_window_label()
-        if job is None:
+        if job is None or self._close_if_pending():
             return
         kind, value = self._outcome
         if kind == "ok":
@@ -268,7 +297,7 @@ class MainWindow(QMainWindow):
         self._update_state()
 
     def cancel(self) -> None:
-        if self.worker.busy:
+        if self.worker.busy and self.worker.cancellable:
             self.statusBar().showMessage("Cancelling…")
             self.worker.cancel()
 
@@ -284,10 +313,13 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def open_path(self, path: Path, series_uid: str | None = None) -> bool:
-        """Read `path` in the worker; on success it replaces the source and clears the synthetic."""
+        """Read `path` in the worker; on success it replaces the source and clears the synthetic.
+
+        Cancel drops the result when the read ends (see CancelFlag); the window stays as it was.
+        """
         path = Path(path)
         job = _Job(lambda value: self._opened(path, value), "Could not open the scan", str(path))
-        started = self._run(lambda _ctx: jobs.open_path(path, series_uid=series_uid), job)
+        started = self._run(lambda _ctx: jobs.open_path(path, series_uid=series_uid), job, CancelFlag())
         if started:
             self.statusBar().showMessage(f"Opening {path}…")
         return started
@@ -306,8 +338,8 @@ class MainWindow(QMainWindow):
         self.settings.last_dir = str(path.parent)
         self.setWindowTitle(f"AI-MEDX Desktop — {path.name}")
         self.direction_box.setCurrentIndex(0)
-        message = f"Opened {path.name}: {value.modality.value}, {value.n_slices} slice(s)"
-        self.statusBar().showMessage("; ".join([message, *value.warnings]), 8000)
+        self.statusBar().showMessage(f"Opened {path.name}: {value.modality.value}, {value.n_slices} slice(s)", 8000)
+        self._show_notes(value.warnings)
         self._update_window_label()
         self._update_state()
 
@@ -411,12 +443,13 @@ class MainWindow(QMainWindow):
             return False
         from aimedx_desktop.engine.translator import CancelToken
 
-        previous = self.synthetic_scan
+        previous, previous_window = self.synthetic_scan, self.synthetic_viewer.window
         self.synthetic_viewer.index = self.source_viewer.index
         self.synthetic_viewer.begin_partial(scan, source.other)
 
-        def restore() -> None:
-            self.synthetic_viewer.set_scan(previous, keep_view=True, keep_window=previous is not None)
+        def restore() -> None:  # begin_partial replaced the pane's window: put the user's back
+            self.synthetic_viewer.set_scan(previous, keep_view=True, keep_window=True)
+            self.synthetic_viewer.set_window(previous_window)
 
         cache, path = self.translators, model.path
         job = _Job(self._converted, "Conversion failed", f"{scan.description or 'scan'} with {model.label}", restore)
@@ -434,6 +467,7 @@ class MainWindow(QMainWindow):
         if synthetic.modality is not Modality.CT:  # the auto window of the whole volume
             self.synthetic_viewer.reset_window()
         self.statusBar().showMessage(f"Converted {synthetic.n_slices} slice(s): {synthetic.provenance.describe()}", 8000)
+        self._show_notes(synthetic.warnings)
         self._update_state()
 
     def export(self, fmt: str) -> bool:
@@ -444,15 +478,16 @@ class MainWindow(QMainWindow):
         request = self.dialogs.export_options(fmt, (window.centre, window.width), self.settings.last_dir)
         if request is None:
             return False
+        from aimedx_desktop.engine.io.export import existing_targets
+        from aimedx_desktop.engine.translator import CancelToken
+
         try:
-            existing = jobs.planned_existing(scan, request)
-        except Exception as error:  # the writer's own checks (bad folder, format) as a dialog
+            existing = existing_targets(scan, request.out_dir, request.fmt)
+        except jobs.user_error_types() as error:  # e.g. an unknown format, an unreadable folder
             self.dialogs.error("Export failed", f"{request.out_dir}\n\n{error}")
             return False
         if existing and not self.dialogs.confirm_overwrite(existing):
             return False
-        from aimedx_desktop.engine.translator import CancelToken
-
         overwrite = bool(existing)
         job = _Job(lambda paths: self._exported(request, paths), "Export failed", str(request.out_dir))
         return self._run(lambda ctx: jobs.export(scan, request, overwrite, ctx.progress, ctx.cancel), job, CancelToken())
@@ -523,6 +558,11 @@ class MainWindow(QMainWindow):
         values = [f"{v.title.lower()}: {v.format_value(v.value_at(row, col))}" for v in self.viewers if v.scan is not None]
         self.value_label.setText("   ".join(values))
 
+    def _show_notes(self, warnings: tuple[str, ...]) -> None:
+        """The scan's warnings (guessed modality, gantry tilt, CT calibration…) above the panes."""
+        self.notes_label.setText("⚠ " + " · ".join(warnings) if warnings else "")
+        self.notes_label.setVisible(bool(warnings))
+
     def _update_window_label(self) -> None:
         parts = [f"{v.title.lower()} {v.window.label()}" for v in self.viewers if v.scan is not None]
         self.window_label.setText("W/L " + " · ".join(parts) if parts else "")
@@ -558,11 +598,23 @@ class MainWindow(QMainWindow):
         self.dialogs.info("About AI-MEDX Desktop", f"AI-MEDX Desktop {__version__}\n\n{ABOUT_TEXT}")
 
     # --- closing ------------------------------------------------------------------------
-    def closeEvent(self, event) -> None:  # noqa: N802
-        self.settings.store.setValue("geometry", self.saveGeometry())
-        self.settings.store.sync()
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        """Close once no job thread runs: destroying a running QThread aborts the process."""
         for worker in (self.worker, self._startup):
             worker.cancel()
-            worker.wait()
+        if not all(worker.wait(CLOSE_WAIT_MS) for worker in (self.worker, self._startup)):
+            event.ignore()
+            self._close_pending = True
+            self.statusBar().showMessage("Still finishing the current job… the window closes when it is done")
+            return
+        self.settings.store.setValue("geometry", self.saveGeometry())
+        self.settings.store.sync()
         super().closeEvent(event)
+
+    def _close_if_pending(self) -> bool:
+        """After a job ends: close now if a close was deferred for it (and nothing else runs)."""
+        if self._close_pending and not (self.worker.busy or self._startup.busy):
+            QTimer.singleShot(0, self.close)
+            return True
+        return self._close_pending
 

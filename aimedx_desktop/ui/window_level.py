@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aimedx_desktop.engine.intensity import CT_DEFAULT_WINDOW, WINDOW_SAMPLES, display_window
+from aimedx_desktop.engine.intensity import CT_DEFAULT_WINDOW, display_window
 
 MIN_WIDTH = 1e-3
 
@@ -30,10 +30,6 @@ class Window:
     def levels(self) -> tuple[float, float]:
         """(low, high): the values shown as black and white."""
         return self.centre - self.width / 2.0, self.centre + self.width / 2.0
-
-    @classmethod
-    def from_levels(cls, low: float, high: float) -> "Window":
-        return cls((low + high) / 2.0, high - low)
 
     def label(self) -> str:
         return f"C {round(self.centre, 1):g} / W {round(self.width, 1):g}"
@@ -56,19 +52,6 @@ CT_PRESETS: tuple[Preset, ...] = (
 )
 
 
-def preset(name: str) -> Preset:
-    """The CT preset called `name` (case-insensitive)."""
-    for item in CT_PRESETS:
-        if item.name.lower() == name.lower():
-            return item
-    raise KeyError(f"no window preset called {name!r}")
-
-
-def auto_window(voxels: np.ndarray, suggested: tuple[float, float] | None = None) -> Window:
-    """The window for data without a standard scale (MR, plain images): see display_window."""
-    return Window(*display_window(voxels, False, suggested))
-
-
 def default_window(
     voxels: np.ndarray, is_ct_in_hu: bool, suggested: tuple[float, float] | None = None
 ) -> Window:
@@ -76,19 +59,13 @@ def default_window(
     return Window(*display_window(voxels, is_ct_in_hu, suggested))
 
 
-def _sample(voxels: np.ndarray) -> np.ndarray:
-    flat = np.asarray(voxels).reshape(-1)
-    sample = flat[:: max(1, flat.size // WINDOW_SAMPLES)]
-    return sample[np.isfinite(sample)]
-
-
 def data_range(voxels: np.ndarray) -> float:
-    """max - min of the data (1.0 for flat or empty data): the scale of a W/L drag."""
-    sample = _sample(voxels)
-    if sample.size == 0:
-        return 1.0
-    span = float(sample.max() - sample.min())
-    return span if span > 0 else 1.0
+    """The scale of a W/L drag: the width of the data's automatic window.
+
+    That is the 0.5–99.5 percentile range (a few outlying voxels do not make the drag jumpy),
+    else the full range, else 1.0 for flat or empty data; display_window does the sampling.
+    """
+    return display_window(voxels, False)[1]
 
 
 def dragged(start: Window, dx: float, dy: float, value_range: float, pixels: float = 500.0) -> Window:

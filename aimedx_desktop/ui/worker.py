@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,25 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 from aimedx_desktop.ui import jobs
+
+
+class CancelFlag:
+    """Cancel for a job that cannot stop midway (the scan readers have no cancel hook).
+
+    The job runs to its end in the background; if the flag was set by then, the worker reports
+    `cancelled` instead of the result or error, so the window never applies it. Unlike the
+    engine's CancelToken it needs no torch import, so opening works while the engine loads.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
 
 
 class JobContext:
@@ -39,10 +59,17 @@ class _JobThread(QThread):
         self._context = JobContext(self, cancel)
 
     def run(self) -> None:  # runs in the worker thread
+        value: Any = None
+        failure: Exception | None = None
         try:
             value = self._function(self._context)
         except Exception as error:  # every failure becomes a signal; the UI thread decides
-            self._report(error)
+            failure = error
+        cancel = self._context.cancel
+        if isinstance(cancel, CancelFlag) and cancel.cancelled:
+            self.cancelled.emit()  # cancelled while it could not stop: drop what it produced
+        elif failure is not None:
+            self._report(failure)
         else:
             self.succeeded.emit(value)
 
@@ -110,9 +137,9 @@ class Worker(QObject):
         if self._cancel is not None:
             self._cancel.cancel()
 
-    def wait(self, msecs: int = 30_000) -> None:
-        if self._thread is not None:
-            self._thread.wait(msecs)
+    def wait(self, msecs: int) -> bool:
+        """Block up to `msecs` for the running job's thread; True when none is left running."""
+        return self._thread is None or self._thread.wait(msecs)
 
     def _on_finished(self) -> None:
         # QThread.finished is delivered after the result/error signal queued before it.

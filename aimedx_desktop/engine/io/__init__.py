@@ -62,6 +62,14 @@ def read_scan(
 def _read_folder(folder: Path, modality: Modality | None, series_uid: str | None) -> Scan:
     if not any(folder.iterdir()):
         raise ScanReadError(folder, "the folder is empty")
-    if raster_files(folder) and not any(p.is_file() and has_dicm_preamble(p) for p in folder.iterdir()):
+    if raster_files(folder) and not any(_is_part10_file(p) for p in folder.iterdir()):
         return read_raster(folder, modality)
     return read_dicom_series(folder, series_uid, modality)
+
+
+def _is_part10_file(path: Path) -> bool:
+    """Whether `path` is a file with the DICM preamble; False for one that cannot be opened."""
+    try:
+        return path.is_file() and has_dicm_preamble(path)
+    except ScanReadError:
+        return False

@@ -1,4 +1,4 @@
-"""Small helpers the readers share: file ordering, gray conversion, the modality guess."""
+"""Small helpers the readers share: file ordering, gray conversion, non-finite values, the modality guess."""
 
 from __future__ import annotations
 
@@ -30,6 +30,19 @@ def color_warning(rgb: np.ndarray) -> str:
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
         return "stored as colour with equal channels; read as gray"
     return "colour image converted to gray (BT.601 luma)"
+
+
+def replace_non_finite(voxels: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """`voxels` with NaN and -inf set to the finite minimum and +inf to the finite maximum (0 when
+    nothing is finite), and the warning that says so, or None when every value was finite."""
+    finite = np.isfinite(voxels)
+    if finite.all():
+        return voxels, None
+    lo, hi = (float(voxels[finite].min()), float(voxels[finite].max())) if finite.any() else (0.0, 0.0)
+    bad = voxels.size - int(np.count_nonzero(finite))
+    fixed = np.nan_to_num(voxels, nan=lo, posinf=hi, neginf=lo)
+    note = f"{bad} voxel(s) were NaN or infinite: NaN and -inf set to the minimum {lo:g}, +inf to the maximum {hi:g}"
+    return fixed, note
 
 
 def guess_modality(path: Path) -> tuple[Modality, str]:

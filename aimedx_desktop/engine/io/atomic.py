@@ -4,6 +4,9 @@ Every file of a series is first written completely under a hidden temporary name
 final name. Only when all of them are written are they renamed into place, so a failure or a
 cancellation while writing (the slow, error-prone part: disk full, no permission) leaves the
 target folder exactly as it was. Renames within one folder are quick and atomic.
+
+When overwriting, each old file is first moved aside under a hidden backup name; a failure
+while renaming puts the old files back, and only a complete commit deletes the backups.
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ class StagedFiles:
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path]] = []
         self._committed: list[Path] = []
+        self._backups: list[tuple[Path, Path]] = []  # (backup, final) of the files moved aside
 
     def stage(self, final: Path, write: Callable[[Path], None]) -> None:
         """Call write(temporary_path); an OSError is reported against `final`, the name the user knows."""
-        temporary = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")
+        temporary = _hidden_name(final, "partial")
         self._staged.append((temporary, final))
         try:
             write(temporary)
@@ -53,19 +57,37 @@ class StagedFiles:
             raise OSError(error.errno, error.strerror, str(final)) from error
 
     def commit(self, overwrite: bool) -> list[Path]:
-        """Rename every staged file to its final name; refuses to replace a file unless `overwrite`."""
+        """Rename every staged file to its final name; refuses to replace a file unless `overwrite`.
+
+        A file being replaced is moved aside first, and its backup deleted once all are in place."""
         for temporary, final in self._staged:
-            if not overwrite and final.exists():  # appeared since the caller checked
-                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final))
+            if final.is_file() or final.is_symlink():
+                if not overwrite:  # appeared since the caller checked
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final))
+                backup = _hidden_name(final, "bak")
+                os.replace(final, backup)
+                self._backups.append((backup, final))
             os.replace(temporary, final)
             self._committed.append(final)
+        for backup, _ in self._backups:
+            with contextlib.suppress(OSError):  # the new series is in place; a leftover backup is harmless
+                backup.unlink()
         return [final for _, final in self._staged]
 
     def discard(self) -> None:
-        """Remove every temporary file and every file this set already renamed into place."""
+        """Remove every temporary file and every file this set renamed into place, then put back
+        the old files that were moved aside."""
         for path in [temporary for temporary, _ in self._staged] + self._committed:
             with contextlib.suppress(OSError):  # best effort: never hide the error that got us here
                 path.unlink()
+        for backup, final in reversed(self._backups):
+            with contextlib.suppress(OSError):
+                os.replace(backup, final)
+
+
+def _hidden_name(final: Path, kind: str) -> Path:
+    """A hidden, unique name beside `final`: the readers skip names starting with '.'."""
+    return final.with_name(f".{final.name}.{secrets.token_hex(4)}.{kind}")
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from aimedx_desktop.engine.io._common import color_warning, natural_key, rgb_to_gray
+from aimedx_desktop.engine.io._common import color_warning, natural_key, replace_non_finite, rgb_to_gray
 from aimedx_desktop.engine.io.errors import ScanReadError
 from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
 
@@ -77,12 +77,12 @@ def list_series(folder: Path) -> list[SeriesInfo]:
 def read_dicom_series(folder: Path, series_uid: str | None = None, modality: Modality | None = None) -> Scan:
     """One series under `folder`: `series_uid`, or by default the one with the most slices.
 
-    A damaged file is left out with a warning (the uneven-spacing warning then shows the gap);
-    when every file of the series fails, the first file's error is raised.
+    A damaged or unreadable file is left out with a warning (the uneven-spacing warning then
+    shows the gap); when every file of the series fails, the first file's error is raised.
     """
-    groups, damaged = _scan_folder(folder)
+    groups, unreadable = _scan_folder(folder)
     if not groups:
-        detail = f" ({len(damaged)} damaged: {damaged[0]})" if damaged else ""
+        detail = f" ({len(unreadable)} unreadable: {unreadable[0]})" if unreadable else ""
         raise ScanReadError(folder, f"no DICOM images found in this folder{detail}")
     if series_uid is None:
         series_uid = max(groups, key=lambda uid: _series_info(uid, groups[uid]).n_slices)
@@ -100,10 +100,10 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, modality: Mod
             slices += _slices_of(_read_file(path), path)
         except ScanReadError as error:
             errors.append(error)
-            damaged.append(f"{path.relative_to(folder)}: {error.reason}")
+            unreadable.append(f"{path.relative_to(folder)}: {error.reason}")
     if not slices:
         raise errors[0]
-    warnings += [f"skipped a damaged file: {note}" for note in damaged]
+    warnings += [f"skipped an unreadable file: {note}" for note in unreadable]
     return _build_scan(slices, folder, resolved, warnings)
 
 
@@ -154,27 +154,28 @@ def _read_file(path: Path, header_only: bool = False) -> Dataset:
 
 def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], list[str]]:
     """Headers of the DICOM images under `folder` grouped by SeriesInstanceUID, and one note per
-    damaged DICOM file. Files without the DICM preamble are tried only when their name could be
-    a DICOM file's (no suffix, a numeric one, .dcm, .dicom, .ima); others are skipped quietly."""
+    file that cannot be opened or is a damaged DICOM file. Files without the DICM preamble are
+    tried only when their name could be a DICOM file's (no suffix, a numeric one, .dcm, .dicom,
+    .ima); others are skipped quietly."""
     if not folder.is_dir():
         raise ScanReadError(folder, "not a folder")
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
-    damaged: list[str] = []
+    unreadable: list[str] = []
     for path in sorted(_files_under(folder), key=natural_key):
         suffix = path.suffix.lower()
-        if not (suffix in _HEADERLESS_SUFFIXES or suffix[1:].isdigit() or has_dicm_preamble(path)):
-            continue
         try:
+            if not (suffix in _HEADERLESS_SUFFIXES or suffix[1:].isdigit() or has_dicm_preamble(path)):
+                continue
             ds = _read_file(path, header_only=True)
         except ScanReadError as error:
-            if error.reason.startswith("damaged"):
-                damaged.append(f"{path.relative_to(folder)}: {error.reason}")
+            if not error.reason.startswith("not a DICOM"):  # damaged, or cannot be opened
+                unreadable.append(f"{path.relative_to(folder)}: {error.reason}")
             continue
         if "Rows" in ds and "Columns" in ds:
             groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((path, ds))
         elif _is_image_class(ds):
-            damaged.append(f"{path.relative_to(folder)}: an image without rows and columns (truncated?)")
-    return groups, damaged
+            unreadable.append(f"{path.relative_to(folder)}: an image without rows and columns (truncated?)")
+    return groups, unreadable
 
 
 def _is_image_class(ds: Dataset) -> bool:
@@ -242,10 +243,18 @@ def _decode(ds: Dataset, path: Path) -> tuple[np.ndarray, str | None]:
     return np.asarray(array, dtype=np.float32).reshape(-1, int(ds.Rows), int(ds.Columns)), note
 
 
+def frame_positions(ds: Dataset) -> np.ndarray | None:
+    """(frames, 3) ImagePositionPatient of every frame of `ds`, placed as the reader places them;
+    None when a frame has no position."""
+    frames = range(int(ds.get("NumberOfFrames") or 1))
+    positions = [_frame_position(ds, index, _orientation(ds, index)) for index in frames]
+    return None if any(p is None for p in positions) else np.stack(positions)  # type: ignore[arg-type]
+
+
 def _frame(ds: Dataset, path: Path, index: int, stored: np.ndarray, note: str | None) -> _Slice:
     slope = _float(_frame_value(ds, index, "PixelValueTransformationSequence", "RescaleSlope"), 1.0)
     intercept = _float(_frame_value(ds, index, "PixelValueTransformationSequence", "RescaleIntercept"), 0.0)
-    orientation = _floats(_frame_value(ds, index, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+    orientation = _orientation(ds, index)
     spacing = _floats(_frame_value(ds, index, "PixelMeasuresSequence", "PixelSpacing"), 2)
     centre = _first(_frame_value(ds, index, "FrameVOILUTSequence", "WindowCenter"))
     width = _first(_frame_value(ds, index, "FrameVOILUTSequence", "WindowWidth"))
@@ -274,6 +283,10 @@ def _frame_value(ds: Dataset, index: int, sequence: str, keyword: str) -> Any:
             if inner.get(keyword) not in (None, ""):
                 return inner.get(keyword)
     return ds.get(keyword)
+
+
+def _orientation(ds: Dataset, index: int) -> np.ndarray | None:
+    return _floats(_frame_value(ds, index, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
 
 
 def _frame_position(ds: Dataset, index: int, orientation: np.ndarray | None) -> np.ndarray | None:
@@ -315,7 +328,9 @@ def _build_scan(slices: list[_Slice], source: Path, modality: Modality, warnings
     slices, orientation, placed = _sort(slices)
     if not placed and len(slices) > 1:
         warnings.append("slice positions missing: slices kept in InstanceNumber and frame order")
-    voxels = np.stack([s.pixels for s in slices])
+    voxels, non_finite = replace_non_finite(np.stack([s.pixels for s in slices]))  # float pixel data may hold NaN
+    if non_finite:
+        warnings.append(non_finite)
     inverted = np.array([s.monochrome1 for s in slices])
     if inverted.any():  # after rescale: value -> max + min - value over the MONOCHROME1 slices
         voxels[inverted] = voxels[inverted].max() + voxels[inverted].min() - voxels[inverted]

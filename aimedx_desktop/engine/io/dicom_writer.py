@@ -2,15 +2,16 @@
 
 The synthetic image lies on the source grid, so a DICOM source gives the new series its patient,
 study and frame of reference (same StudyInstanceUID and FrameOfReferenceUID: viewers group it
-with the source study and can link it spatially) and, slice by slice, its geometry. Everything
-that describes an acquisition (kVp, echo time, private tags, ...) is not carried over: this
-series was not acquired.
+with the source study and can link it spatially; new UIDs where the source has none) and,
+slice by slice, its geometry. Everything that describes an acquisition (kVp, echo time,
+private tags, ...) is not carried over: this series was not acquired.
 
 It is labelled synthetic in every way the standard offers: Image Type DERIVED\\SECONDARY\\AXIAL
 (OTHER instead of AXIAL for MR), Derivation Description, Source Image Sequence (DCM 121322)
-pointing at each source instance, Contributing Equipment Sequence (DCM 109100 "Synthesizing
-Equipment"), Content Qualification RESEARCH, a Series Description starting "SYNTHETIC CT" /
-"SYNTHETIC MR" with "NOT FOR DIAGNOSIS", and Burned In Annotation NO.
+pointing at each source instance (and frame, for a multi-frame source), Contributing Equipment
+Sequence (DCM 109100 "Synthesizing Equipment"), Content Qualification RESEARCH, a Series
+Description starting "SYNTHETIC CT" / "SYNTHETIC MR" with "NOT FOR DIAGNOSIS", and Burned In
+Annotation NO.
 
 Pixels are int16. CT: Rescale Slope 1, Intercept 0, Rescale Type HU, so stored values are HU
 rounded to the nearest unit (±0.5 HU). MR: the classic MR Image IOD has no rescale attributes,
@@ -46,6 +47,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 
 from aimedx_desktop import RESEARCH_USE_STATEMENT, __version__
+from aimedx_desktop.engine.io.dicom import frame_positions
 from aimedx_desktop.engine.scan import Modality, Scan
 
 MANUFACTURER = "AI-MEDX"
@@ -116,6 +118,7 @@ class DicomSeriesWriter:
         self.postprocess = postprocess
         self.orientation, self.positions = _plane(scan)
         self.normal = np.cross(self.orientation[:3], self.orientation[3:])
+        self.frames = _source_frames(scan)
         self.series = self._series_attributes(window, now or datetime.now())
 
     def _series_attributes(self, window: tuple[float, float], now: datetime) -> Dataset:
@@ -171,10 +174,12 @@ class DicomSeriesWriter:
         ds.PixelSpacing = _ds(self.scan.geometry.pixel_spacing)
         thickness = _header_value(header, "SliceThickness", self.scan.geometry.slice_thickness)
         ds.SliceThickness = _ds(thickness)[0] if thickness is not None else ""
-        location = _header_value(header, "SliceLocation", float(position @ self.normal))
+        frame = self.frames[index]
+        # A multi-frame source has one SliceLocation for all its frames: this slice's own comes from its position.
+        location = _header_value(header if frame is None else None, "SliceLocation", float(position @ self.normal))
         ds.SliceLocation = _ds(location)[0]
         if header is not None and "SOPInstanceUID" in header and "SOPClassUID" in header:
-            ds.SourceImageSequence = Sequence([_source_reference(header)])
+            ds.SourceImageSequence = Sequence([_source_reference(header, frame)])
         ds.set_pixel_data(
             stored_values(self.scan.voxels[index]), "MONOCHROME2", 16, generate_instance_uid=False
         )
@@ -201,8 +206,30 @@ def _header_value(header: Dataset | None, keyword: str, default: Any) -> Any:
     return default
 
 
+def _source_frames(scan: Scan) -> list[int | None]:
+    """For each slice, the number (from 1) of the frame it came from in a multi-frame source,
+    None for a single-frame source or none.
+
+    Frames are matched by position (the reader sorts slices along the normal); without positions
+    the reader keeps each file's frames in order."""
+    frames: list[int | None] = []
+    taken: dict[int, int] = {}  # frames already counted, per source header
+    for index, header in enumerate(scan.dicom_headers or [None] * scan.n_slices):
+        if header is None or int(header.get("NumberOfFrames") or 1) <= 1:
+            frames.append(None)
+            continue
+        positions = frame_positions(header)
+        if positions is not None and scan.geometry.positions is not None:
+            distances = np.linalg.norm(positions - scan.geometry.positions[index], axis=1)
+            frames.append(int(np.argmin(distances)) + 1)
+        else:
+            taken[id(header)] = taken.get(id(header), 0) + 1
+            frames.append(taken[id(header)])
+    return frames
+
+
 def _copy_shared(source: Dataset, ds: Dataset) -> None:
-    ds.StudyInstanceUID = source.StudyInstanceUID
+    ds.StudyInstanceUID = source.get("StudyInstanceUID") or generate_uid()
     ds.FrameOfReferenceUID = source.get("FrameOfReferenceUID") or generate_uid()
     for keyword in _SHARED_TYPE2:
         setattr(ds, keyword, source.get(keyword) or "")
@@ -256,9 +283,11 @@ def _contributing_equipment(source: Dataset | None, model: str, target: str) -> 
     return items
 
 
-def _source_reference(header: Dataset) -> Dataset:
+def _source_reference(header: Dataset, frame: int | None) -> Dataset:
     item = Dataset()
     item.ReferencedSOPClassUID = header.SOPClassUID
     item.ReferencedSOPInstanceUID = header.SOPInstanceUID
+    if frame is not None:  # Type 1C: the reference is to one frame of a multi-frame image
+        item.ReferencedFrameNumber = frame
     item.PurposeOfReferenceCodeSequence = Sequence([code("121322", "Source image for image processing operation")])
     return item

@@ -21,7 +21,7 @@ from aimedx_desktop.engine.io.deidentify import Deidentifier
 from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
 from aimedx_desktop.engine.io.png_writer import PngSeriesWriter
 from aimedx_desktop.engine.scan import Scan
-from aimedx_desktop.engine.translator import CancelToken
+from aimedx_desktop.engine.translator import CancelToken, Cancelled
 
 FORMATS = {"png": "png", "dicom": "dcm"}
 """Export format → file extension."""
@@ -37,6 +37,12 @@ def planned_paths(scan: Scan, out_dir: str | Path, fmt: str) -> list[Path]:
     width = max(4, len(str(scan.n_slices)))
     stem = f"synthetic_{scan.modality.value.lower()}"
     return [Path(out_dir) / f"{stem}_{i:0{width}d}.{extension}" for i in range(1, scan.n_slices + 1)]
+
+
+def existing_targets(scan: Scan, out_dir: str | Path, fmt: str) -> list[Path]:
+    """The files of planned_paths(scan, out_dir, fmt) that exist already: what an export would
+    replace (with overwrite=True) or refuse to write over (without)."""
+    return [path for path in planned_paths(scan, out_dir, fmt) if path.exists()]
 
 
 def export_scan(
@@ -58,7 +64,8 @@ def export_scan(
         Window Center/Width.
     bits: PNG only, 8 (windowed) or 16 (full range).
     deidentify: DICOM only, the PS3.15 Basic Profile (see deidentify.py).
-    Raises ExportError for anything the user can fix, Cancelled when `cancel` fires.
+    Raises ExportError for anything that goes wrong (named file and one-line reason; nothing is
+    left behind), Cancelled when `cancel` fires.
     """
     paths = planned_paths(scan, out_dir, fmt)
     if not scan.is_synthetic:
@@ -68,21 +75,23 @@ def export_scan(
     window = window if window is not None else default_window(scan)
     if not window[1] > 0:
         raise ExportError(f"the window width must be positive, not {window[1]:g}")
-    _check_targets(scan, paths, overwrite)
     out_dir = Path(out_dir)
+    _check_targets(scan, out_dir, fmt, overwrite)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise ExportError(f"cannot write to {out_dir}: it is a file, not a folder") from None
     except OSError as error:
         raise ExportError(f"cannot create the folder {out_dir}: {os_error_reason(error)}") from None
-    if fmt == "png":
-        writer = PngSeriesWriter(scan, tuple(window), bits)
-    else:
-        writer = DicomSeriesWriter(scan, tuple(window), postprocess=Deidentifier() if deidentify else None)
+    current = out_dir  # what a failure is reported against: the folder, then each file in turn
     try:
         with staged_files() as staged:
+            if fmt == "png":
+                writer: PngSeriesWriter | DicomSeriesWriter = PngSeriesWriter(scan, tuple(window), bits)
+            else:
+                writer = DicomSeriesWriter(scan, tuple(window), postprocess=Deidentifier() if deidentify else None)
             for index, path in enumerate(paths):
+                current = path
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 staged.stage(path, functools.partial(writer.write, index))
@@ -91,6 +100,11 @@ def export_scan(
             return staged.commit(overwrite)
     except OSError as error:
         raise ExportError(f"cannot write {error.filename or out_dir}: {os_error_reason(error)}") from None
+    except Cancelled:
+        raise
+    except Exception as error:  # a bug or a source header we did not foresee: still one clear line
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise ExportError(f"{current}: cannot build the file ({reason})") from error
 
 
 def _extension(fmt: str) -> str:
@@ -100,15 +114,13 @@ def _extension(fmt: str) -> str:
         raise ExportError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}") from None
 
 
-def _check_targets(scan: Scan, paths: list[Path], overwrite: bool) -> None:
+def _check_targets(scan: Scan, out_dir: Path, fmt: str, overwrite: bool) -> None:
     """Never write over a source file; over any other existing file only with `overwrite`."""
+    existing = existing_targets(scan, out_dir, fmt)
     sources = {Path(p).resolve() for p in scan.provenance.source_paths}
-    source_dirs = {source for source in sources if source.is_dir()}
-    for path in paths:
-        resolved = path.resolve()
-        if resolved in sources or (path.exists() and source_dirs.intersection(resolved.parents)):
+    for path in existing:
+        if path.resolve() in sources:
             raise ExportError(f"refusing to write {path}: it is one of the source files")
-    existing = [path for path in paths if path.exists()]
     if existing and not overwrite:
         what = f"{existing[0]} already exists"
         if len(existing) > 1:

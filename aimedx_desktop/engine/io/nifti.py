@@ -15,7 +15,7 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 
-from aimedx_desktop.engine.io._common import guess_modality
+from aimedx_desktop.engine.io._common import guess_modality, replace_non_finite
 from aimedx_desktop.engine.io.errors import ScanReadError
 from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
 
@@ -32,7 +32,8 @@ def read_nifti(path: Path, modality: Modality | None = None) -> Scan:
     """A NIfTI volume, reoriented to axial slices (see the module docstring).
 
     Without `modality`, it is guessed from the path and MR is the default (most NIfTI here is
-    MR); the guess is recorded in the scan's warnings.
+    MR); the guess is recorded in the scan's warnings, as is any NaN or infinite voxel replaced
+    by the finite minimum or maximum (see `replace_non_finite`).
     """
     try:
         image = nib.load(path)
@@ -47,8 +48,8 @@ def read_nifti(path: Path, modality: Modality | None = None) -> Scan:
         raise ScanReadError(path, f"damaged NIfTI file ({type(exc).__name__}: {exc})") from exc
     if any(n > 1 for n in stored_shape[3:]):
         raise ScanReadError(path, f"NIfTI of shape {stored_shape}: only a single 3-D volume can be read")
-    voxels = voxels.reshape(voxels.shape[:3])
-    warnings: list[str] = []
+    voxels, non_finite = replace_non_finite(voxels.reshape(voxels.shape[:3]))
+    warnings = [non_finite] if non_finite else []
     if modality is None:
         modality, guess = guess_modality(path)
         warnings.append(guess)

@@ -6,10 +6,14 @@ clipping outside, exactly as the viewer's window/level shows it.
 slices stay comparable); text chunks RescaleSlope/RescaleIntercept give value = gray*slope +
 intercept back in physical units.
 Every file carries text chunks naming the model, the direction and the not-for-diagnosis statement.
+`read_calibration` is the inverse: raster.py uses it to read these files back in physical units.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,47 @@ from PIL.PngImagePlugin import PngInfo
 from aimedx_desktop import RESEARCH_USE_STATEMENT, __version__
 from aimedx_desktop.engine.scan import Modality, Scan
 
+SOFTWARE = "AI-MEDX Desktop"
 _UNITS = {Modality.CT: "HU", Modality.MR: "arbitrary units"}
+_WINDOW = re.compile(r"centre (\S+) width (\S+)")
+_SYNTHETIC = re.compile(r"SYNTHETIC (CT|MR)\b")
+
+
+@dataclass(frozen=True)
+class PngCalibration:
+    """What the text chunks of one of our own PNG exports say: value = gray * slope + intercept."""
+
+    slope: float
+    intercept: float
+    window: tuple[float, float] | None  # 8-bit: the (centre, width) it was rendered with
+    modality: Modality | None
+    model: str
+    direction: str
+
+
+def read_calibration(text: Mapping[str, str]) -> PngCalibration | None:
+    """The calibration of a PNG whose text chunks were written by `PngSeriesWriter`, else None.
+
+    16-bit: RescaleSlope/RescaleIntercept. 8-bit: the Window chunk, gray g meaning
+    centre - width/2 + g/255 * width (values outside the window were clipped when written).
+    """
+    if not str(text.get("Software", "")).startswith(SOFTWARE):
+        return None
+    window_text = _WINDOW.fullmatch(str(text.get("Window", "")))
+    synthetic = _SYNTHETIC.search(str(text.get("Disclaimer", "")))
+    try:
+        if "RescaleSlope" in text and "RescaleIntercept" in text:
+            slope, intercept, window = float(text["RescaleSlope"]), float(text["RescaleIntercept"]), None
+        elif window_text:
+            window = (float(window_text[1]), float(window_text[2]))
+            slope, intercept = window[1] / 255.0, window[0] - window[1] / 2.0
+        else:
+            return None
+    except ValueError:  # a chunk edited by hand: read the gray levels as they are
+        return None
+    modality = Modality(synthetic[1]) if synthetic else None
+    model, direction = str(text.get("Model", "")), str(text.get("Direction", ""))
+    return PngCalibration(slope, intercept, window, modality, model, direction)
 
 
 def window_to_gray(values: np.ndarray, window: tuple[float, float], levels: int = 255) -> np.ndarray:
@@ -38,14 +82,14 @@ class PngSeriesWriter:
         self.window = window
         self.bits = bits
         self.text = {
-            "Software": f"AI-MEDX Desktop {__version__}",
+            "Software": f"{SOFTWARE} {__version__}",
             "Model": f"{scan.provenance.model_name} {scan.provenance.model_version}",
             "Direction": str(scan.provenance.direction),
             "Disclaimer": f"SYNTHETIC {scan.modality.value}, NOT FOR DIAGNOSIS. {RESEARCH_USE_STATEMENT}",
             "Units": _UNITS[scan.modality],
         }
         if bits == 8:
-            self.text["Window"] = f"centre {window[0]:g} width {window[1]:g}"
+            self.text["Window"] = f"centre {window[0]:.10g} width {window[1]:.10g}"
         else:
             lo, hi = float(scan.voxels.min()), float(scan.voxels.max())
             self.intercept = lo
