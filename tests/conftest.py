@@ -10,7 +10,9 @@ import pytest
 import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread: the test networks are tiny, and on a 2-core machine with anything else running,
+# torch's spinning worker threads would slow every step several-fold.
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("AIMEDX_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
