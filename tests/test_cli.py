@@ -109,6 +109,10 @@ def test_evaluate_writes_the_documented_json_and_records_in_the_card(tiny_bundle
     card = json.loads((model / "model_card.json").read_text())
     assert card["metrics"]["pairs"] == 3 and card["metrics"]["mr2ct"]["n"] == 3 and "mean_target" in card["metrics"]["baselines"]["mr2ct"]
     assert "--record" in card["metrics"]["command"]
+    capsys.readouterr()
+    assert main(["info", "--model", str(model)]) == 0
+    shown = capsys.readouterr().out
+    assert "validation (3 slice pairs)" in shown and "baseline: mean_target" in shown
 
 
 def test_evaluate_without_pairs_is_an_error(tiny_bundle_dir, mr_png, tmp_path, capsys):

@@ -79,20 +79,38 @@ class ModelBundle:
         return self.generators[direction_name(source)]
 
     def describe(self) -> str:
-        """A human-readable summary of the model card."""
+        """The model card as readable text (shown by `aimedx info` and the GUI)."""
+        card = self.card
+        arch = card["architecture"]["generator"]
+        contract = self.contract
         lines = [f"{self.name} {self.version}"]
-        for key in ("summary", "intended_use", "licence"):
-            if key in self.card:
-                lines.append(f"{key.replace('_', ' ')}: {self.card[key]}")
-        arch = self.card["architecture"]["generator"]
+        lines += [f"{key.replace('_', ' ')}: {card[key]}" for key in ("summary", "intended_use", "licence") if key in card]
+        lines.append(f"generator: ResNet, {arch['ngf']} filters, {arch['n_blocks']} residual blocks, input {self.image_size}×{self.image_size}")
         lines.append(
-            f"generator: ResNet, ngf={arch['ngf']}, blocks={arch['n_blocks']}, "
-            f"image size {self.image_size}"
+            f"intensity: CT [{contract.ct.lo_hu:g}, {contract.ct.hi_hu:g}] HU → [-1, 1] (clipped outside); "
+            f"MR per-slice percentiles {contract.mr.p_lo:g}–{contract.mr.p_hi:g} → [-1, 1]; "
+            f"synthetic MR on {contract.mr.synthetic_lo:g}–{contract.mr.synthetic_hi:g} (arbitrary units)"
         )
-        lines.append(f"intensity: {json.dumps(self.card['intensity'])}")
-        if "metrics" in self.card:
-            lines.append(f"metrics: {json.dumps(self.card['metrics'])}")
+        for key in ("data", "mr_sequences", "calibration"):
+            if key in card:
+                lines.append(f"{key.replace('_', ' ')}: {_plain(card[key])}")
+        if "training" in card and card["training"].get("command"):
+            lines.append(f"training command: {card['training']['command']}")
+        if "metrics" in card:
+            from aimedx_desktop.engine.evaluation import format_table  # evaluation imports this module
+
+            lines.append(f"validation ({card['metrics'].get('pairs', '?')} slice pairs): {card['metrics'].get('command', '')}")
+            lines.append(format_table(card["metrics"]))
         return "\n".join(lines)
+
+
+def _plain(value: Any) -> str:
+    """A card field as text: dicts as 'key: value; …', lists comma-separated."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value)
+    return str(value)
 
 
 def new_bundle(
