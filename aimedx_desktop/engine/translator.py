@@ -8,7 +8,6 @@ in batches, resized back to the source grid and mapped back to physical units.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from aimedx_desktop.engine.bundle import ModelBundle, direction_name
+from aimedx_desktop.engine.cancel import CancelToken, Cancelled
 from aimedx_desktop.engine.intensity import LinearMap
 from aimedx_desktop.engine.scan import Modality, Provenance, Scan
 
@@ -25,28 +25,6 @@ ProgressCallback = Callable[[int, int], None]
 
 SliceCallback = Callable[[int, np.ndarray], None]
 """Called as on_slice(index, synthetic_slice) as soon as a slice is finished."""
-
-
-class Cancelled(Exception):
-    """The job was cancelled through its CancelToken."""
-
-
-class CancelToken:
-    """Thread-safe flag checked between batches; `cancel()` may be called from any thread."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._event.is_set():
-            raise Cancelled("cancelled by the user")
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -5,7 +5,7 @@ outcome is applied when the worker has finished, so a cancelled or failed job le
 as it was (the partially filled synthetic pane is put back to what it showed before).
 
 Opening can be cancelled although the readers cannot be interrupted: the read runs to its end
-in the background and its result is dropped (`CancelFlag`); until then the window stays busy.
+in the background and its result is dropped (its CancelToken is checked when it ends); until then the window stays busy.
 The window does not close while a job's thread runs: it asks the job to stop and closes itself
 once the thread has finished.
 """
@@ -37,7 +37,8 @@ from aimedx_desktop.ui.dialogs import ABOUT_TEXT, Dialogs
 from aimedx_desktop.ui.settings import AppSettings
 from aimedx_desktop.ui.viewer import SliceViewer
 from aimedx_desktop.ui.window_level import CT_PRESETS, Preset
-from aimedx_desktop.ui.worker import CancelFlag, Worker
+from aimedx_desktop.engine.cancel import CancelToken
+from aimedx_desktop.ui.worker import Worker
 
 NO_MODEL_TEXT = "No model installed: conversion is unavailable until one is (Model → Import bundle…)"
 DIRECTIONS: tuple[tuple[str, Modality | None], ...] = (("Auto", None), ("CT → MR", Modality.CT), ("MR → CT", Modality.MR))
@@ -315,11 +316,11 @@ class MainWindow(QMainWindow):
     def open_path(self, path: Path, series_uid: str | None = None) -> bool:
         """Read `path` in the worker; on success it replaces the source and clears the synthetic.
 
-        Cancel drops the result when the read ends (see CancelFlag); the window stays as it was.
+        Cancel drops the result when the read ends (the worker checks its CancelToken when the read ends); the window stays as it was.
         """
         path = Path(path)
         job = _Job(lambda value: self._opened(path, value), "Could not open the scan", str(path))
-        started = self._run(lambda _ctx: jobs.open_path(path, series_uid=series_uid), job, CancelFlag())
+        started = self._run(lambda _ctx: jobs.open_path(path, series_uid=series_uid), job, CancelToken())
         if started:
             self.statusBar().showMessage(f"Opening {path}…")
         return started

@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import sys
-import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from aimedx_desktop.engine.cancel import Cancelled
 from aimedx_desktop.ui import jobs
-
-
-class CancelFlag:
-    """Cancel for a job that cannot stop midway (the scan readers have no cancel hook).
-
-    The job runs to its end in the background; if the flag was set by then, the worker reports
-    `cancelled` instead of the result or error, so the window never applies it. Unlike the
-    engine's CancelToken it needs no torch import, so opening works while the engine loads.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 class JobContext:
@@ -66,7 +47,7 @@ class _JobThread(QThread):
         except Exception as error:  # every failure becomes a signal; the UI thread decides
             failure = error
         cancel = self._context.cancel
-        if isinstance(cancel, CancelFlag) and cancel.cancelled:
+        if cancel is not None and cancel.cancelled:
             self.cancelled.emit()  # cancelled while it could not stop: drop what it produced
         elif failure is not None:
             self._report(failure)
@@ -74,8 +55,6 @@ class _JobThread(QThread):
             self.succeeded.emit(value)
 
     def _report(self, error: Exception) -> None:
-        from aimedx_desktop.engine.translator import Cancelled
-
         if isinstance(error, Cancelled):
             self.cancelled.emit()
             return
