@@ -27,6 +27,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bundled_samples() -> Path:
+    """resources/samples: the GE head CT series and the T2 MR volume that ship with the app."""
+    return REPO_ROOT / "resources" / "samples"
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle():
     """A randomly initialised bundle with a very small generator: fast, real code paths."""
     from aimedx_desktop.engine.bundle import new_bundle

@@ -369,11 +369,11 @@ def test_only_synthetic_scans_are_exported(tmp_path, ct_scan):
 
 
 @pytest.mark.slow
-def test_head_ct_ge_through_a_real_translator_to_a_valid_mr_series(tmp_path, shared_data, tiny_bundle_dir):
+def test_head_ct_ge_through_a_real_translator_to_a_valid_mr_series(tmp_path, bundled_samples, tiny_bundle_dir):
     """The issue's acceptance command: aimedx convert head_ct_ge --to mr --format dicom."""
     from aimedx_desktop.cli import main
 
-    source = shared_data / "head_ct_ge"
+    source = bundled_samples / "head_ct_ge"
     before = sha256(sorted(source.glob("*.dcm")))
     out = tmp_path / "mr"
     arguments = ["--to", "mr", "--format", "dicom", "--out", str(out), "--model", str(tiny_bundle_dir), "--device", "cpu"]
@@ -390,12 +390,12 @@ def test_head_ct_ge_through_a_real_translator_to_a_valid_mr_series(tmp_path, sha
 
 
 @pytest.mark.slow
-def test_mr_to_ct_from_a_nifti_volume_is_a_valid_ct_series(tmp_path, shared_data, tiny_bundle):
+def test_mr_to_ct_from_a_nifti_volume_is_a_valid_ct_series(tmp_path, bundled_samples, tiny_bundle):
     import dataclasses
 
     from aimedx_desktop.engine.translator import Translator
 
-    volume = read_scan(shared_data / "head_mr" / "t2_brain_stroke.nii.gz", modality="mr")
+    volume = read_scan(bundled_samples / "head_mr" / "t2_brain_stroke.nii.gz", modality="mr")
     every_tenth = slice(None, None, 10)
     volume = dataclasses.replace(volume, voxels=volume.voxels[every_tenth], geometry=volume.geometry.subset(every_tenth))
     ct = Translator(tiny_bundle, device="cpu").translate(volume, Modality.CT)

@@ -1,5 +1,5 @@
 """DICOM reading: tiny series built here, pydicom's bundled test files, dcmtk-compressed files,
-and the real tilted head CT in ../shared/data."""
+and the real tilted GE head CT bundled in resources/samples."""
 
 from __future__ import annotations
 
@@ -493,8 +493,8 @@ def test_files_compressed_by_dcmtk(tmp_path, tool, options, exact):
 # -- the real tilted head CT ---------------------------------------------------------------
 
 
-def test_real_head_ct_with_gantry_tilt(shared_data):
-    folder = shared_data / "head_ct_ge"
+def test_real_head_ct_with_gantry_tilt(bundled_samples):
+    folder = bundled_samples / "head_ct_ge"
     (info,) = list_series(folder)
     assert (info.modality, info.n_instances, info.n_slices) == ("CT", 28, 28)
     scan = read_scan(folder)

@@ -476,9 +476,9 @@ def readers():
     return module
 
 
-def test_opens_and_converts_a_real_dicom_file(qtbot, readers, with_tiny_model, shared_data):
+def test_opens_and_converts_a_real_dicom_file(qtbot, readers, with_tiny_model, bundled_samples):
     win = with_tiny_model
-    path = shared_data / "head_ct_ge" / "05.dcm"
+    path = bundled_samples / "head_ct_ge" / "05.dcm"
     win.open_path(path)
     wait_idle(qtbot, win)
     assert not win.dialogs.errors, win.dialogs.errors
@@ -500,10 +500,10 @@ def test_a_corrupt_file_shows_the_error_dialog(qtbot, readers, window, dialogs, 
     assert window.source_scan is None
 
 
-def test_the_bundled_sample_opens_at_start(qtbot, readers, window, shared_data, tmp_path, monkeypatch):
+def test_the_bundled_sample_opens_at_start(qtbot, readers, window, bundled_samples, tmp_path, monkeypatch):
     samples = tmp_path / "resources" / "samples"
     samples.mkdir(parents=True)
-    shutil.copy(shared_data / "head_ct_ge" / "01.dcm", samples / "01.dcm")
+    shutil.copy(bundled_samples / "head_ct_ge" / "01.dcm", samples / "01.dcm")
     assert ui_app.start(window, initial=None)
     wait_idle(qtbot, window)
     assert window.source_scan is not None and not window.dialogs.errors
