@@ -46,6 +46,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=d.device)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--licence", default=d.licence, help="licence statement for the model card")
+    parser.add_argument("--init-from", default="", help="start from the four networks of this run folder's checkpoint (fine-tuning)")
     parser.add_argument("--val-ct", nargs="+", default=[], help="paired validation CT, scored at the end into the card")
     parser.add_argument("--val-mr", nargs="+", default=[], help="paired validation MR (same file names as --val-ct)")
     parser.add_argument("--val-include", nargs="*", default=[], help="validation file-name patterns, e.g. '16???.png'")
@@ -62,7 +63,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         beta1=args.beta1, beta2=args.beta2, ct_lo_hu=args.ct_window[0], ct_hi_hu=args.ct_window[1],
         mr_p_lo=args.mr_percentiles[0], mr_p_hi=args.mr_percentiles[1], min_foreground=args.min_foreground,
         precision=args.precision, channels_last=args.channels_last, device=args.device, seed=args.seed,
-        licence=args.licence, val_ct=list(args.val_ct), val_mr=list(args.val_mr), val_include=list(args.val_include),
+        licence=args.licence, init_from=args.init_from, val_ct=list(args.val_ct), val_mr=list(args.val_mr), val_include=list(args.val_include),
         command=shlex.join(["aimedx", *args.argv]),
     )
 

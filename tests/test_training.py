@@ -143,6 +143,18 @@ def test_sizes_the_generator_cannot_take_are_refused(tmp_path, crop, image):
         _config(tmp_path, tmp_path, tmp_path / "run", crop_size=crop, image_size=image)
 
 
+def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
+    from aimedx_desktop.engine.training import Trainer
+
+    ct, mr = _phantom_folders(tmp_path / "data", n=4)
+    train(_config(ct, mr, tmp_path / "first", epochs=1, epochs_decay=0))
+    trained = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)["model"]
+    fine_tune = Trainer(_config(ct, mr, tmp_path / "second", init_from=str(tmp_path / "first"), lambda_identity=0.0))
+    for key, value in fine_tune.model.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+    assert fine_tune.epoch == 0 and fine_tune.opt_g.param_groups[0]["lr"] == 1e-3
+
+
 def test_trainer_image_pool_returns_history():
     from aimedx_desktop.engine.training import ImagePool
 

@@ -74,6 +74,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     licence: str = "as the training data's licence allows"
+    init_from: str = ""
     val_ct: list[str] = field(default_factory=list)
     val_mr: list[str] = field(default_factory=list)
     val_include: list[str] = field(default_factory=list)
@@ -229,6 +230,8 @@ class Trainer:
         self.model = CycleGAN(config).to(self.device)
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        if config.init_from:
+            self.model.load_state_dict(read_checkpoint(config.init_from)["model"])
         self.dist.broadcast(self.model)
         generator_params = [p for g in self.model.generators for p in g.parameters()]
         discriminator_params = [p for d in self.model.discriminators for p in d.parameters()]
