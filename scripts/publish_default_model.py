@@ -41,6 +41,13 @@ CARD_NOTES = {
         "Trained on mostly T2-weighted MR (some proton-density and FLAIR). T1-weighted, contrast-enhanced "
         "or skull-stripped input is outside its training data and gives less faithful synthetic CT."
     ),
+    "limitations": (
+        "A small demonstration model: 36 epochs (about 4,500 iterations) on ~120 unpaired slices from "
+        "7 patients, trained on a 2-core CPU. On the held-out patient its synthetic CT reproduces the "
+        "head outline and a bright skull but keeps much of the MR's soft-tissue contrast (CSF that is "
+        "bright on T2 stays bright), and its scores are below the mean-image baseline (see metrics). "
+        "Use it to demonstrate the workflow, not as a faithful synthesis."
+    ),
     "calibration": {
         "ct_window_hu": [-40.0, 150.0],
         "centre_width_hu": [55.0, 190.0],

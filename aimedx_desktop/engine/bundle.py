@@ -91,7 +91,7 @@ class ModelBundle:
             f"MR per-slice percentiles {contract.mr.p_lo:g}–{contract.mr.p_hi:g} → [-1, 1]; "
             f"synthetic MR on {contract.mr.synthetic_lo:g}–{contract.mr.synthetic_hi:g} (arbitrary units)"
         )
-        for key in ("data", "mr_sequences", "calibration"):
+        for key in ("limitations", "data", "mr_sequences", "calibration"):
             if key in card:
                 lines.append(f"{key.replace('_', ' ')}: {_plain(card[key])}")
         if "training" in card and card["training"].get("command"):
