@@ -507,3 +507,11 @@ def test_the_bundled_sample_opens_at_start(qtbot, readers, window, bundled_sampl
     assert ui_app.start(window, initial=None)
     wait_idle(qtbot, window)
     assert window.source_scan is not None and not window.dialogs.errors
+
+
+def test_the_application_carries_the_app_icon(qapp, monkeypatch):
+    from aimedx_desktop.resources import resources_dir
+
+    monkeypatch.delenv("AIMEDX_RESOURCES", raising=False)
+    assert (resources_dir() / "icons" / "aimedx.png").is_file()
+    assert not ui_app.application().windowIcon().isNull()

@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from aimedx_desktop.resources import default_sample
+from aimedx_desktop.resources import default_sample, resources_dir
 from aimedx_desktop.ui.dialogs import Dialogs
 from aimedx_desktop.ui.settings import APPLICATION, ORGANISATION, AppSettings
 
@@ -17,6 +18,9 @@ def application(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
+    icon = resources_dir() / "icons" / "aimedx.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     return app
 
 
