@@ -191,10 +191,14 @@ def display_window(
     return float(sample[0]), 1.0
 
 
+def is_ct_in_hu(scan: Scan) -> bool:
+    """CT whose voxels are HU: every CT but a display-windowed raster not yet calibrated."""
+    return scan.modality is Modality.CT and not is_display_windowed_ct(scan)
+
+
 def default_window(scan: Scan) -> tuple[float, float]:
-    """display_window for a whole scan: CT counts as HU unless it is a display-windowed raster."""
-    ct_in_hu = scan.modality is Modality.CT and not is_display_windowed_ct(scan)
-    return display_window(scan.voxels, ct_in_hu, scan.display_window)
+    """display_window for a whole scan."""
+    return display_window(scan.voxels, is_ct_in_hu(scan), scan.display_window)
 
 
 def prepare_source(scan: Scan, contract: IntensityContract) -> Scan:

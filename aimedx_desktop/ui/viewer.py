@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aimedx_desktop.engine.intensity import is_display_windowed_ct
+from aimedx_desktop.engine.intensity import is_ct_in_hu
 from aimedx_desktop.engine.scan import Modality, Scan
 from aimedx_desktop.ui import overlay_text
 from aimedx_desktop.ui.window_level import Window, data_range, default_window, dragged, step_index
@@ -207,7 +207,7 @@ class SliceViewer(QWidget):
         if scan is None:
             self._show_empty()
             return
-        self._in_hu = scan.modality is Modality.CT and not is_display_windowed_ct(scan)
+        self._in_hu = is_ct_in_hu(scan)
         if not keep_window:
             self.window = default_window(scan.voxels, self._in_hu, scan.display_window)
         self.value_range = data_range(scan.voxels)
