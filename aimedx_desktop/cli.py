@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--include", nargs="*", default=[], help="only file names matching these patterns")
     evaluate.add_argument("--json", type=Path, help="also write the results as JSON here")
     evaluate.add_argument("--record", action="store_true", help="record the metrics in the --model's card")
+    evaluate.add_argument("--calibrate", action="store_true",
+                          help="fit the --model's uncertainty calibration on these pairs (patients it was not trained on)")
     _add_model_option(evaluate)
 
     bench = commands.add_parser("bench", help="ms per 256x256 slice: the default model vs the reference ResNet-9")
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         parser.error("--self-test takes no other arguments")
     handler = _COMMANDS[args.command]
-    from aimedx_desktop.engine.translator import Cancelled
+    from aimedx_desktop.engine.cancel import Cancelled
 
     try:
         return handler(args)
@@ -204,10 +206,12 @@ def _refuse_existing_outputs(target_like: "Scan", args: argparse.Namespace) -> N
 
 def _evaluate(args: argparse.Namespace) -> int:
     from aimedx_desktop.engine.datasets import expand_inputs, paired_slices
-    from aimedx_desktop.engine.evaluation import evaluate, format_table, record_in_card
+    from aimedx_desktop.engine.bundle import save_bundle
+    from aimedx_desktop.engine.evaluation import calibrate_uncertainty, evaluate, record_in_card
+    from aimedx_desktop.engine.report import format_table
 
-    if args.record and args.model is None:
-        raise UserError("--record changes a model card: name the model with --model")
+    if (args.record or args.calibrate) and args.model is None:
+        raise UserError("--record and --calibrate change a model card: name the model with --model")
     with _as_user_errors():
         bundle = _load_model(args.model)
         ct_paths = expand_inputs(args.ct, include=args.include)
@@ -220,8 +224,13 @@ def _evaluate(args: argparse.Namespace) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
             print(f"wrote {args.json}")
+        command = shlex.join(["aimedx", *args.argv])
+        if args.calibrate:
+            scales = calibrate_uncertainty(bundle, result, f"{len(pairs)} slice pairs: {command}")
+            save_bundle(bundle, bundle.path)
+            print("calibrated the uncertainty (scale " + ", ".join(f"{d} {s:.4g}" for d, s in scales.items()) + ")")
         if args.record:
-            record_in_card(bundle, result, shlex.join(["aimedx", *args.argv]))
+            record_in_card(bundle, result, command)
             print(f"recorded the metrics in {bundle.path}/model_card.json")
     return EXIT_OK
 

@@ -12,9 +12,11 @@ import torch
 
 from aimedx_desktop.engine.bundle import BundleError, load_bundle, save_bundle
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, LinearMap, MRContract
-from aimedx_desktop.engine.networks import PatchDiscriminator, ResnetGenerator
+from aimedx_desktop.engine.networks import GeneratorConfig, PatchDiscriminator, ResnetGenerator
 from aimedx_desktop.engine.scan import Modality
-from aimedx_desktop.engine.translator import CancelToken, Cancelled, SliceLayout, Translator
+from aimedx_desktop.engine.cancel import CancelToken, Cancelled
+from aimedx_desktop.engine.preprocess import SliceLayout
+from aimedx_desktop.engine.translator import Translator
 
 ENGINE = Path(__file__).resolve().parent.parent / "aimedx_desktop" / "engine"
 
@@ -65,7 +67,7 @@ def test_contract_json_round_trip_ignores_descriptive_keys():
 
 
 def test_generator_is_fully_convolutional_and_bounded():
-    generator = ResnetGenerator(ngf=8, n_blocks=2).eval()
+    generator = ResnetGenerator(GeneratorConfig(ngf=8, n_blocks=2)).eval()
     with torch.no_grad():
         for side in (32, 64):
             out = generator(torch.randn(2, 1, side, side))
@@ -101,7 +103,7 @@ def test_bundle_refuses_pickled_code(tiny_bundle_dir, tmp_path):
             return (print, ("pwned",))
 
     torch.save({"mr2ct": Payload(), "ct2mr": {}}, evil / "weights.pt")
-    with pytest.raises(BundleError, match="weights do not load"):
+    with pytest.raises(BundleError, match="holds code or objects other than tensors"):
         load_bundle(evil)
 
 

@@ -20,7 +20,7 @@ from aimedx_desktop.engine.io import atomic, read_scan
 from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
 from aimedx_desktop.engine.io.export import ExportError, export_scan
 from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
-from aimedx_desktop.engine.translator import CancelToken, Cancelled
+from aimedx_desktop.engine.cancel import CancelToken, Cancelled
 
 TILTED = (1.0, 0.0, 0.0, 0.0, 0.9483237, -0.3173047)  # a gantry-tilted CT, as in head_ct_ge
 ROWS, COLS, SLICES = 24, 20, 4

@@ -17,7 +17,7 @@ from PIL import Image
 from aimedx_desktop.cli import main
 from aimedx_desktop.engine.bundle import load_bundle
 from aimedx_desktop.engine.training import TrainConfig, load_run, train
-from aimedx_desktop.engine.translator import CancelToken, Cancelled
+from aimedx_desktop.engine.cancel import CancelToken, Cancelled
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def _phantom_folders(root: Path, n: int = 6, size: int = 64) -> tuple[Path, Path
 def _config(ct: Path, mr: Path, out: Path, **overrides) -> TrainConfig:
     options = dict(
         ct=[str(ct)], mr=[str(mr)], out=str(out), epochs=2, epochs_decay=2, crop_size=32, image_size=64,
-        ngf=8, n_blocks=2, ndf=8, pool_size=4, ct_lo_hu=-40.0, ct_hi_hu=150.0, seed=11, lr=1e-3,
+        ngf=8, n_blocks=2, ndf=8, pool_size=4, ct_window=(-40.0, 150.0), seed=11, lr=1e-3,
     )
     options.update(overrides)
     return TrainConfig(**options)
@@ -173,7 +173,7 @@ def test_tiny_run_on_real_atlas_slices(shared_data, tmp_path):
     mr = sorted((atlas / "MR").glob("34*.png"))[:12]  # another patient: unpaired on purpose
     config = TrainConfig(
         ct=[str(p) for p in ct], mr=[str(p) for p in mr], out=str(tmp_path / "run"), epochs=3, epochs_decay=0,
-        crop_size=64, image_size=128, ngf=8, n_blocks=2, ndf=8, pool_size=8, ct_lo_hu=-40.0, ct_hi_hu=150.0,
+        crop_size=64, image_size=128, ngf=8, n_blocks=2, ndf=8, pool_size=8, ct_window=(-40.0, 150.0),
         lr=1e-3, seed=5,
     )
     train(config)

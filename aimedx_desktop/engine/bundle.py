@@ -5,35 +5,103 @@
 
 Weights are loaded with `torch.load(weights_only=True)`, which refuses arbitrary pickled
 objects: a bundle is data, never code. Saving writes a temporary folder and renames it.
+
+Format 1 (aimedx-brain 1.0.0) stored each generator as one `model` Sequential and its card had
+no architecture name; format 2 names the architecture and splits features from output heads.
+Both load.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import pickle
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from aimedx_desktop.engine.intensity import IntensityContract
-from aimedx_desktop.engine.networks import GeneratorConfig, ResnetGenerator, init_weights
+from aimedx_desktop.engine.networks import GeneratorConfig, build_generator, init_weights
+from aimedx_desktop.engine.report import format_table
 from aimedx_desktop.engine.scan import Modality
 from aimedx_desktop.resources import models_dir
 
 CARD_NAME = "model_card.json"
 WEIGHTS_NAME = "weights.pt"
 BUNDLE_FORMAT = "aimedx-bundle"
-BUNDLE_FORMAT_VERSION = 1
+BUNDLE_FORMAT_VERSION = 2
+IMAGE_SIZE_LIMITS = (16, 1024)
 DIRECTIONS = ("mr2ct", "ct2mr")
 DEFAULT_MODEL_NAME = "default"
 
 
+UNCERTAINTY = "uncertainty"
+NOMINAL_COVERAGE = 0.6827
+"""The uncertainty map is calibrated so that |error| ≤ map for this fraction of head pixels
+(the ±1σ interval of a normal distribution)."""
+LOG_SCALE_RANGE = (-9.0, 3.0)
+"""Clamp of a generator's log Laplace scale output (the model's normalised units), in training
+and inference alike."""
+
+
 class BundleError(Exception):
     """A model bundle is missing, malformed or does not match its card."""
+
+
+@dataclass(frozen=True)
+class UncertaintyOutput:
+    """One generator's uncertainty channel and its calibration, as the model card declares them.
+
+    The channel holds log b of a per-pixel Laplace scale on the model's [-1, 1] scale; the map a
+    user sees is `scale * b` (then in the target's units), where `scale` was fitted on patients
+    the model was not trained on so that |error| ≤ map for `nominal` of head pixels.
+    """
+
+    channel: int = 1
+    scale: float = 1.0
+    nominal: float = NOMINAL_COVERAGE
+    fitted_on: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"uncertainty calibration scale must be a positive number, not {self.scale}")
+        if not 0.0 < self.nominal < 1.0:
+            raise ValueError(f"uncertainty nominal coverage must lie in (0, 1), not {self.nominal}")
+
+    def half_width(self, log_scale: np.ndarray) -> np.ndarray:
+        """The calibrated interval half-width on the model's scale."""
+        return (self.scale * np.exp(np.clip(log_scale, *LOG_SCALE_RANGE))).astype(np.float32)
+
+
+def uncertainty_card(scales: dict[str, float] | None = None, nominal: float = NOMINAL_COVERAGE, fitted_on: str = "") -> dict[str, Any]:
+    """The card's `outputs.uncertainty`: one calibration scale per direction."""
+    scales = scales or dict.fromkeys(DIRECTIONS, 1.0)
+    for direction, scale in scales.items():
+        UncertaintyOutput(scale=scale, nominal=nominal)  # validates
+    return {
+        "channel": 1,
+        "kind": "laplace_log_scale",
+        "meaning": "calibrated half-width of the error interval, in the synthetic image's units",
+        "calibration": {"nominal_coverage": nominal, "scale": dict(scales), "fitted_on": fitted_on},
+    }
+
+
+def _uncertainty_from_card(data: Any, direction: str) -> UncertaintyOutput:
+    calibration = data.get("calibration", {}) if isinstance(data, dict) else None
+    if not isinstance(calibration, dict) or not isinstance(calibration.get("scale", {}), dict):
+        raise ValueError("outputs.uncertainty.calibration must give a scale per direction")
+    return UncertaintyOutput(
+        scale=float(calibration.get("scale", {}).get(direction, 1.0)),
+        nominal=float(calibration.get("nominal_coverage", NOMINAL_COVERAGE)),
+        fitted_on=str(calibration.get("fitted_on") or ""),
+    )
 
 
 def direction_name(source: Modality) -> str:
@@ -45,7 +113,7 @@ class ModelBundle:
     """Two generators (MR→CT and CT→MR) and the card that describes them."""
 
     card: dict[str, Any]
-    generators: dict[str, ResnetGenerator]
+    generators: dict[str, torch.nn.Module]
     path: Path | None = None
     contract: IntensityContract = field(init=False)
 
@@ -54,9 +122,7 @@ class ModelBundle:
         missing = set(DIRECTIONS) - set(self.generators)
         if missing:
             raise BundleError(f"bundle lacks generator(s): {', '.join(sorted(missing))}")
-        multiple = 2**self.generator_config.n_downsampling
-        if self.image_size % multiple:
-            raise BundleError(f"image_size {self.image_size} is not a multiple of {multiple}")
+        _check_image_size(self.card.get("image_size", 256), self.generator_config)
 
     @property
     def name(self) -> str:
@@ -72,20 +138,33 @@ class ModelBundle:
 
     @property
     def generator_config(self) -> GeneratorConfig:
-        return GeneratorConfig(**self.card["architecture"]["generator"])
+        return GeneratorConfig.from_dict(self.card["architecture"]["generator"])
 
-    def generator(self, source: Modality) -> ResnetGenerator:
+    @property
+    def has_uncertainty(self) -> bool:
+        return self.generator_config.uncertainty
+
+    def uncertainty(self, source: Modality) -> UncertaintyOutput | None:
+        """The uncertainty output of the generator that translates `source`, if it has one."""
+        if not self.has_uncertainty:
+            return None
+        return _uncertainty_from_card(self.card.get("outputs", {}).get(UNCERTAINTY), direction_name(source))
+
+    def generator(self, source: Modality) -> torch.nn.Module:
         """The generator that translates `source` into the other modality."""
         return self.generators[direction_name(source)]
 
     def describe(self) -> str:
         """The model card as readable text (shown by `aimedx info` and the GUI)."""
         card = self.card
-        arch = card["architecture"]["generator"]
+        arch = self.generator_config
         contract = self.contract
         lines = [f"{self.name} {self.version}"]
         lines += [f"{key.replace('_', ' ')}: {card[key]}" for key in ("summary", "intended_use", "licence") if key in card]
-        lines.append(f"generator: ResNet, {arch['ngf']} filters, {arch['n_blocks']} residual blocks, input {self.image_size}×{self.image_size}")
+        lines.append(
+            f"generator: {arch.name}, {arch.ngf} filters, {arch.n_blocks} residual blocks, {arch.upsampling} upsampling, "
+            f"input {self.image_size}×{self.image_size}" + (", with an uncertainty output" if arch.uncertainty else "")
+        )
         lines.append(
             f"intensity: CT [{contract.ct.lo_hu:g}, {contract.ct.hi_hu:g}] HU → [-1, 1] (clipped outside); "
             f"MR per-slice percentiles {contract.mr.p_lo:g}–{contract.mr.p_hi:g} → [-1, 1]; "
@@ -97,8 +176,6 @@ class ModelBundle:
         if "training" in card and card["training"].get("command"):
             lines.append(f"training command: {card['training']['command']}")
         if "metrics" in card:
-            from aimedx_desktop.engine.evaluation import format_table  # evaluation imports this module
-
             lines.append(f"validation ({card['metrics'].get('pairs', '?')} slice pairs): {card['metrics'].get('command', '')}")
             lines.append(format_table(card["metrics"]))
         return "\n".join(lines)
@@ -127,7 +204,7 @@ def new_bundle(
         torch.manual_seed(seed)
     generators = {}
     for direction in DIRECTIONS:
-        generator = ResnetGenerator.from_config(config)
+        generator = build_generator(config)
         init_weights(generator)
         generators[direction] = generator.eval()
     card = {
@@ -136,11 +213,19 @@ def new_bundle(
         "name": name,
         "version": version,
         "architecture": {"generator": config.to_dict()},
+        "outputs": _outputs_card(config),
         "image_size": image_size,
         "intensity": contract.to_dict(),
         **card_fields,
     }
     return ModelBundle(card=card, generators=generators)
+
+
+def _outputs_card(config: GeneratorConfig) -> dict[str, Any]:
+    outputs: dict[str, Any] = {"image": {"channel": 0, "meaning": "the synthetic image, in the target's physical units"}}
+    if config.uncertainty:
+        outputs[UNCERTAINTY] = uncertainty_card()
+    return outputs
 
 
 def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
@@ -175,13 +260,21 @@ def _make_readable_like_a_new_folder(folder: Path) -> None:
     folder.chmod(0o777 & ~umask)
 
 
+MAX_CARD_BYTES = 1_000_000
+"""A model card is a few kilobytes of JSON; anything far larger is not one."""
+
+
 def read_card(path: str | Path) -> dict[str, Any]:
     """The model card of a bundle folder, validated."""
     card_path = Path(path) / CARD_NAME
     try:
+        if card_path.stat().st_size > MAX_CARD_BYTES:
+            raise BundleError(f"{card_path}: model card is larger than {MAX_CARD_BYTES // 1000} kB; not a model card")
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{path}: not a model bundle (no {CARD_NAME})") from None
+    except RecursionError:
+        raise BundleError(f"{card_path}: model card is nested too deeply to be a model card") from None
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleError(f"{card_path}: unreadable model card ({error})") from None
     if not isinstance(card, dict) or card.get("format") != BUNDLE_FORMAT:
@@ -192,36 +285,85 @@ def read_card(path: str | Path) -> dict[str, Any]:
     if version > BUNDLE_FORMAT_VERSION:
         raise BundleError(f"{card_path}: made by a newer AI-MEDX (format {version})")
     for key in ("architecture", "intensity"):
-        if key not in card:
+        if not isinstance(card.get(key), dict):
             raise BundleError(f"{card_path}: model card lacks '{key}'")
     try:
         IntensityContract.from_dict(card["intensity"])
-        GeneratorConfig(**card["architecture"]["generator"])
-    except (ValueError, TypeError, KeyError) as error:
+        config = GeneratorConfig.from_dict(card["architecture"].get("generator"))
+        _check_image_size(card.get("image_size", 256), config)
+        if config.uncertainty:
+            for direction in DIRECTIONS:
+                _uncertainty_from_card(card.get("outputs", {}).get(UNCERTAINTY), direction)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise BundleError(f"{card_path}: {error}") from None
     return card
+
+
+def _check_image_size(size: Any, config: GeneratorConfig) -> None:
+    lo, hi = IMAGE_SIZE_LIMITS
+    if isinstance(size, bool) or not isinstance(size, int) or not lo <= size <= hi:
+        raise BundleError(f"image_size must be a whole number of pixels in [{lo}, {hi}], not {size!r}")
+    if size % config.size_multiple:
+        raise BundleError(f"image_size {size} is not a multiple of {config.size_multiple}")
 
 
 def load_bundle(path: str | Path) -> ModelBundle:
     """Load a bundle folder; raises BundleError with the reason on any problem."""
     folder = Path(path)
     card = read_card(folder)
+    config = GeneratorConfig.from_dict(card["architecture"]["generator"])
+    state = _read_weights(folder / WEIGHTS_NAME)
+    generators = {}
+    for direction in DIRECTIONS:
+        weights = state.get(direction) if isinstance(state, dict) else None
+        if not isinstance(weights, dict):
+            raise BundleError(f"{folder}: {WEIGHTS_NAME} holds no {direction} generator")
+        generator = build_generator(config)
+        try:
+            generator.load_state_dict(_upgrade_format1(weights, generator))
+        except (RuntimeError, ValueError, TypeError, KeyError) as error:
+            raise BundleError(f"{folder}: {direction} weights do not match the card's architecture ({_first_line(error)})") from None
+        generators[direction] = generator.eval()
+    return ModelBundle(card=card, generators=generators, path=folder)
+
+
+def _read_weights(path: Path) -> Any:
+    """The tensors of a weights file, refusing pickled code and non-finite numbers."""
     try:
-        config = GeneratorConfig(**card["architecture"]["generator"])
-        state = torch.load(folder / WEIGHTS_NAME, map_location="cpu", weights_only=True)
-        generators = {}
-        for direction in DIRECTIONS:
-            generator = ResnetGenerator.from_config(config)
-            generator.load_state_dict(state[direction])
-            generators[direction] = generator.eval()
-        return ModelBundle(card=card, generators=generators, path=folder)
-    except BundleError:
-        raise
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise BundleError(f"{folder}: model bundle has no {WEIGHTS_NAME}") from None
-    except Exception as error:  # torch raises many types for bad or mismatched weights
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BundleError(f"{folder}: weights do not load ({first_line})") from None
+        raise BundleError(f"{path.parent}: model bundle has no {WEIGHTS_NAME}") from None
+    except pickle.UnpicklingError:
+        raise BundleError(
+            f"{path}: the file holds code or objects other than tensors, so it was not loaded "
+            "(model files must be plain weights)"
+        ) from None
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        raise BundleError(f"{path}: not a readable weights file ({_first_line(error)})") from None
+    for direction, weights in (state.items() if isinstance(state, dict) else []):
+        for name, tensor in (weights.items() if isinstance(weights, dict) else []):
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise BundleError(f"{path}: {direction} weight {name} holds NaN or infinite values; the model is broken")
+    return state
+
+
+def _first_line(error: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _upgrade_format1(state: dict[str, torch.Tensor], generator: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Format-1 weights (one `model` Sequential) renamed to format 2's features/image_head."""
+    if not any(key.startswith("model.") for key in state):
+        return state
+    n_features = len(generator.features)
+    renamed = {}
+    for key, value in state.items():
+        _, index, rest = key.split(".", 2)
+        position = int(index)
+        prefix = f"features.{position}" if position < n_features else f"image_head.{position - n_features}"
+        renamed[f"{prefix}.{rest}"] = value
+    return renamed
 
 
 def bundled_models() -> list[Path]:

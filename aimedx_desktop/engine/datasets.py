@@ -18,8 +18,9 @@ from torch.utils.data import Dataset
 from aimedx_desktop.engine.intensity import IntensityContract, prepare_source
 from aimedx_desktop.engine.io import read_scan
 from aimedx_desktop.engine.io.raster import raster_files
+from aimedx_desktop.engine.metrics import head_mask
+from aimedx_desktop.engine.preprocess import SliceLayout, fit_to_model
 from aimedx_desktop.engine.scan import Modality, Scan
-from aimedx_desktop.engine.translator import SliceLayout, fit_to_model
 
 if TYPE_CHECKING:
     from torchvision.transforms import v2
@@ -64,10 +65,16 @@ def foreground_fraction(normalized: np.ndarray) -> float:
 
 @dataclass
 class SliceSet:
-    """The usable slices of one modality, with a count of what was skipped and from where."""
+    """The usable slices of one modality, with a count of what was skipped and from where.
+
+    sources name each slice as `file[index]`: the key that pairs a CT slice with its MR slice
+    (same file name under --ct and --mr, or the same slice of co-registered volumes). grids hold
+    each slice's source shape, so slices of volumes on different grids are never paired.
+    """
 
     slices: list[np.ndarray]
     sources: list[str]
+    grids: list[tuple[int, int]]
     skipped_empty: int
 
     @classmethod
@@ -79,7 +86,7 @@ class SliceSet:
         size: int,
         min_foreground: float = 0.1,
     ) -> "SliceSet":
-        slices, sources, skipped = [], [], 0
+        slices, sources, grids, skipped = [], [], [], 0
         for path in paths:
             scan = read_in_physical_units(path, modality, contract)
             for index, normalized in enumerate(normalized_slices(scan, contract, size)):
@@ -88,16 +95,31 @@ class SliceSet:
                     continue
                 slices.append(normalized)
                 sources.append(f"{path.name}[{index}]")
+                grids.append(scan.voxels.shape[1:])
         if not slices:
             raise ValueError(f"no usable {modality.value} slices in {len(paths)} input(s)")
-        return cls(slices, sources, skipped)
+        return cls(slices, sources, grids, skipped)
 
     def summary(self) -> dict[str, int]:
         return {"slices": len(self.slices), "skipped_almost_empty": self.skipped_empty}
 
 
+def pair_indices(ct: SliceSet, mr: SliceSet) -> list[tuple[int, int]]:
+    """(CT index, MR index) of the slices that share a source key and a grid."""
+    mr_by_key = {key: i for i, key in enumerate(mr.sources)}
+    return [
+        (i, mr_by_key[key])
+        for i, key in enumerate(ct.sources)
+        if key in mr_by_key and ct.grids[i] == mr.grids[mr_by_key[key]]
+    ]
+
+
 def training_augmentation(crop_size: int, size: int) -> "v2.Compose":
-    """Flips, a small affine jitter and a random crop; the background fill is the model's -1."""
+    """Flips, a small affine jitter and a random crop; the background fill is the model's -1.
+
+    Applied to a stack of channels, every channel gets the same transform: that is how a pair
+    (CT, MR and their head masks) stays aligned.
+    """
     from torchvision.transforms import v2  # training only: the CPU app bundle ships no torchvision
 
     steps: list[v2.Transform] = [
@@ -109,30 +131,70 @@ def training_augmentation(crop_size: int, size: int) -> "v2.Compose":
     return v2.Compose(steps)
 
 
-class UnpairedSlices(Dataset):
-    """Item i = (CT slice i, an MR slice drawn by an independent per-epoch permutation).
+def head_sign(normalized: np.ndarray) -> torch.Tensor:
+    """The head mask of a normalised slice as +1 (head) / -1 (background), so that the
+    augmentation's background fill (-1) and bilinear resampling keep its meaning (> 0 = head)."""
+    mask = head_mask(normalized, FOREGROUND_LEVEL)
+    return torch.from_numpy(np.where(mask, 1.0, -1.0).astype(np.float32))
 
-    The two sides are shuffled independently, so no pairing in the source data leaks in.
+
+class TrainingSlices(Dataset):
+    """Item i = (CT slice, MR slice, pair mask), each (1, crop, crop).
+
+    Unpaired (the reference CycleGAN): item i is CT slice i and an MR slice drawn by an
+    independent per-epoch permutation, so no pairing in the source data leaks in; the pair mask
+    is zero. Paired: the items are first the pairs, transformed together, with the pair mask
+    marking where both images agree on head versus background (a pixel that is head in one and
+    background in the other — the atlas CT is cut at its field of view — teaches nothing); then
+    each slice without a partner, unpaired with a random slice of the other side.
     """
 
-    def __init__(self, ct: SliceSet, mr: SliceSet, crop_size: int, size: int, seed: int = 0) -> None:
+    def __init__(
+        self, ct: SliceSet, mr: SliceSet, crop_size: int, size: int, seed: int = 0, paired: bool = False
+    ) -> None:
         self.ct = torch.from_numpy(np.stack(ct.slices))[:, None]
         self.mr = torch.from_numpy(np.stack(mr.slices))[:, None]
         self.augment = training_augmentation(crop_size, size)
+        self.crop_size = crop_size
         self.seed = seed
+        self.pairs = pair_indices(ct, mr) if paired else []
+        if self.pairs:
+            paired_ct = {i for i, _ in self.pairs}
+            paired_mr = {j for _, j in self.pairs}
+            self.ct_heads = {i: head_sign(ct.slices[i]) for i in paired_ct}
+            self.mr_heads = {j: head_sign(mr.slices[j]) for j in paired_mr}
+            self.ct_alone = [i for i in range(len(self.ct)) if i not in paired_ct]
+            self.mr_alone = [j for j in range(len(self.mr)) if j not in paired_mr]
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         self.mr_order = torch.randperm(len(self.mr), generator=generator)
+        self.ct_order = torch.randperm(len(self.ct), generator=generator)
 
     def __len__(self) -> int:
+        if self.pairs:
+            return len(self.pairs) + len(self.ct_alone) + len(self.mr_alone)
         return max(len(self.ct), len(self.mr))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ct = self.ct[index % len(self.ct)]
-        mr = self.mr[self.mr_order[index % len(self.mr)]]
-        return self.augment(ct), self.augment(mr)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if not self.pairs:
+            return self._unpaired(index % len(self.ct), int(self.mr_order[index % len(self.mr)]))
+        if index < len(self.pairs):
+            i, j = self.pairs[index]
+            stack = torch.stack([self.ct[i, 0], self.mr[j, 0], self.ct_heads[i], self.mr_heads[j]])
+            ct, mr, ct_head, mr_head = self.augment(stack)
+            agree = ((ct_head > 0) == (mr_head > 0)).float()
+            return ct[None], mr[None], agree[None]
+        index -= len(self.pairs)
+        if index < len(self.ct_alone):
+            return self._unpaired(self.ct_alone[index], int(self.mr_order[index % len(self.mr)]))
+        index -= len(self.ct_alone)
+        return self._unpaired(int(self.ct_order[index % len(self.ct)]), self.mr_alone[index])
+
+    def _unpaired(self, ct_index: int, mr_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ct, mr = self.augment(self.ct[ct_index]), self.augment(self.mr[mr_index])
+        return ct, mr, torch.zeros_like(ct)
 
 
 @dataclass(frozen=True)

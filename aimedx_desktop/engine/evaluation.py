@@ -2,10 +2,16 @@
 
 MR→CT is scored in HU on the bundle's CT window (MAE in HU, PSNR and SSIM with the window's
 width as data range). CT→MR has no absolute unit, so it is scored on the contract's normalised
-scale ([-1, 1], data range 2). The mask is the head in the real target image.
+scale ([-1, 1], data range 2). The head mask comes from the real target image; MAE, PSNR, SSIM
+and Pearson's r are taken inside it, and SSIM and PSNR also over the whole image (`*_whole`,
+the scale most papers quote).
 
 Baselines, scored the same way: `input` is the source image itself mapped onto the target's
 range (what doing nothing gives), `mean_target` is the mean of all real target images.
+
+A model with an uncertainty output is also scored on how well its map points at the real
+errors inside the head: Spearman's ρ between map and |error|, the AUROC of the map for finding
+the worst 10 % of pixels, and the coverage of the calibrated interval (|error| ≤ map).
 """
 
 from __future__ import annotations
@@ -16,24 +22,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from aimedx_desktop.engine import metrics
-from aimedx_desktop.engine.bundle import ModelBundle, save_bundle
+from aimedx_desktop.engine.bundle import UNCERTAINTY, ModelBundle, save_bundle, uncertainty_card
+from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.datasets import SlicePair
 from aimedx_desktop.engine.scan import Modality
-from aimedx_desktop.engine.translator import CancelToken, Translator
+from aimedx_desktop.engine.translator import Translator
 
 DIRECTIONS = {"mr2ct": Modality.MR, "ct2mr": Modality.CT}
 MASK_FRACTION = 0.02
 """Target values above the bottom 2 % of the scored range count as head before closing/filling."""
+WORST_FRACTION = 0.10
+"""The uncertainty AUROC asks how well the map finds this fraction of worst pixels."""
 
 
 @dataclass(frozen=True)
 class Scored:
-    """One slice of one direction on its scoring scale."""
+    """One slice of one direction on its scoring scale (uncertainty too, when the model has it)."""
 
     prediction: np.ndarray
     target: np.ndarray
     source: np.ndarray
     mask: np.ndarray
+    uncertainty: np.ndarray | None = None
 
 
 def _scoring_scale(bundle: ModelBundle, target: Modality) -> tuple[float, float]:
@@ -49,7 +59,9 @@ def _score_slice(bundle: ModelBundle, translator: Translator, pair: SlicePair, d
     contract = bundle.contract
     source_scan = pair.mr_scan if source_modality is Modality.MR else pair.ct_scan
     target_values = pair.ct if target_modality is Modality.CT else pair.mr
-    synthetic = translator.translate(source_scan).voxels[0]
+    synthetic_scan = translator.translate(source_scan)
+    synthetic = synthetic_scan.voxels[0]
+    uncertainty = synthetic_scan.maps[UNCERTAINTY][0] if UNCERTAINTY in synthetic_scan.maps else None
     source_normalized = contract.input_map(source_modality, source_scan.voxels[0]).to_model(source_scan.voxels[0])
     if target_modality is Modality.CT:
         window = contract.ct.window
@@ -57,28 +69,50 @@ def _score_slice(bundle: ModelBundle, translator: Translator, pair: SlicePair, d
         prediction = np.clip(synthetic, window.lo, window.hi)
         source = window.from_model(source_normalized)
     else:
+        output_map = contract.output_map(Modality.MR)
         target = contract.input_map(Modality.MR, target_values).to_model(target_values)
-        prediction = contract.output_map(Modality.MR).to_model(synthetic)
+        prediction = output_map.to_model(synthetic)
         source = source_normalized
+        if uncertainty is not None:
+            uncertainty = uncertainty / output_map.units_per_model_unit
     lo, hi = _scoring_scale(bundle, target_modality)
     mask = metrics.head_mask(target, lo + MASK_FRACTION * (hi - lo))
-    return Scored(prediction, target, source, mask)
-
-
-def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {
-        "mae": float(np.mean([r["mae"] for r in rows])),
-        "psnr": float(np.mean([r["psnr"] for r in rows])),
-        "ssim": float(np.mean([r["ssim"] for r in rows])),
-        "n": len(rows),
-    }
+    return Scored(prediction, target, source, mask, uncertainty)
 
 
 def _scores(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray, data_range: float) -> dict[str, float]:
+    ssim_map = metrics.ssim_map_of(prediction, target, data_range)
     return {
         "mae": metrics.mae(prediction, target, mask),
         "psnr": metrics.psnr(prediction, target, data_range, mask),
-        "ssim": metrics.ssim(prediction, target, data_range, mask),
+        "ssim": float(ssim_map[mask].mean()),
+        "pearson": metrics.pearson(prediction, target, mask),
+        "ssim_whole": float(ssim_map.mean()),
+        "psnr_whole": metrics.psnr(prediction, target, data_range),
+    }
+
+
+def _summary(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = rows[0].keys() if rows else ()
+    return {**{key: float(np.mean([row[key] for row in rows])) for key in keys}, "n": len(rows)}
+
+
+def uncertainty_scores(scored: list[Scored], nominal: float) -> dict[str, float]:
+    """How well the uncertainty map ranks and bounds the real |error| inside the head masks.
+
+    scale_fit is the factor that would make the coverage exactly `nominal` on these slices
+    (what `--calibrate` multiplies the card's scale by).
+    """
+    errors = np.concatenate([np.abs(s.prediction - s.target)[s.mask] for s in scored]).astype(np.float64)
+    widths = np.concatenate([s.uncertainty[s.mask] for s in scored if s.uncertainty is not None]).astype(np.float64)
+    worst = errors >= np.quantile(errors, 1.0 - WORST_FRACTION)
+    return {
+        "spearman": metrics.spearman(widths, errors),
+        "auroc_worst10": metrics.auroc(widths, worst),
+        "coverage": float(np.mean(errors <= widths)),
+        "nominal": nominal,
+        "scale_fit": float(np.quantile(errors / np.maximum(widths, 1e-12), nominal)),
+        "pixels": int(errors.size),
     }
 
 
@@ -89,7 +123,7 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> dict:
-    """Per-slice and mean MAE/PSNR/SSIM both ways, and the two baselines."""
+    """Per-slice and mean scores both ways, the two baselines, and the uncertainty figures."""
     translator = Translator(bundle, device=device)
     result: dict = {"baselines": {}, "per_slice": [], "units": {}}
     total = len(pairs) * len(DIRECTIONS)
@@ -108,6 +142,9 @@ def evaluate(
         model_rows = [_scores(s.prediction, s.target, s.mask, data_range) for s in scored]
         input_rows = [_scores(s.source, s.target, s.mask, data_range) for s in scored]
         result[direction] = _summary(model_rows)
+        uncertainty = bundle.uncertainty(source_modality)
+        if uncertainty is not None:
+            result[direction]["uncertainty"] = uncertainty_scores(scored, uncertainty.nominal)
         result["baselines"][direction] = {"input": _summary(input_rows)}
         if len({s.target.shape for s in scored}) == 1:
             mean_target = np.mean([s.target for s in scored], axis=0)
@@ -119,18 +156,6 @@ def evaluate(
         for pair, row in zip(pairs, model_rows):
             result["per_slice"].append({"direction": direction, "slice": pair.name, **row})
     return result
-
-
-def format_table(result: dict) -> str:
-    """A readable table: each direction's numbers with its baselines beneath."""
-    lines = [f"{'':24s}{'MAE':>10s}{'PSNR dB':>10s}{'SSIM':>8s}{'n':>6s}"]
-    for direction in DIRECTIONS:
-        rows = [(f"{direction} model", result[direction])]
-        rows += [(f"  baseline: {name}", scores) for name, scores in result["baselines"][direction].items()]
-        for label, s in rows:
-            lines.append(f"{label:24s}{s['mae']:10.3f}{s['psnr']:10.2f}{s['ssim']:8.3f}{s['n']:6d}")
-        lines.append(f"  ({direction} scored in {result['units'][direction]})")
-    return "\n".join(lines)
 
 
 def record_in_card(bundle: ModelBundle, result: dict, command: str) -> None:
@@ -146,3 +171,21 @@ def record_in_card(bundle: ModelBundle, result: dict, command: str) -> None:
         "baselines": result["baselines"],
     }
     save_bundle(bundle, bundle.path)
+
+
+def calibrate_uncertainty(bundle: ModelBundle, result: dict, fitted_on: str) -> dict[str, float]:
+    """Rescale each direction's uncertainty so that its coverage on `result`'s slices is nominal.
+
+    Fit on patients the model was not trained on: on training patients the errors are smaller
+    than on new ones, and the calibrated interval would be too narrow. Returns the new scales.
+    """
+    if not bundle.has_uncertainty:
+        raise ValueError(f"{bundle.name} {bundle.version} has no uncertainty output to calibrate")
+    scales, nominal = {}, 0.0
+    for direction, source in DIRECTIONS.items():
+        current = bundle.uncertainty(source)
+        assert current is not None
+        scales[direction] = current.scale * result[direction]["uncertainty"]["scale_fit"]
+        nominal = current.nominal
+    bundle.card.setdefault("outputs", {})[UNCERTAINTY] = uncertainty_card(scales, nominal, fitted_on)
+    return scales

@@ -13,6 +13,7 @@ Every mapping is a `LinearMap`, whose inverse is exact (to float precision) insi
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -36,9 +37,22 @@ class LinearMap:
         scaled = (np.asarray(values, dtype=np.float32) - self.lo) * (2.0 / (self.hi - self.lo)) - 1.0
         return np.clip(scaled, -1.0, 1.0).astype(np.float32)
 
+    @property
+    def units_per_model_unit(self) -> float:
+        """How many physical units one unit of the model's [-1, 1] scale spans."""
+        return (self.hi - self.lo) / 2.0
+
     def from_model(self, values: np.ndarray) -> np.ndarray:
         clipped = np.clip(np.asarray(values, dtype=np.float32), -1.0, 1.0)
         return ((clipped + 1.0) * ((self.hi - self.lo) / 2.0) + self.lo).astype(np.float32)
+
+
+def _require_finite(contract: Any) -> None:
+    """Contract values come from model cards: NaN or infinity would silently zero every image."""
+    for item in fields(contract):
+        value = getattr(contract, item.name)
+        if not math.isfinite(value):
+            raise ValueError(f"intensity value {item.name} must be a finite number, not {value}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class CTContract:
     hi_hu: float = 1000.0
 
     def __post_init__(self) -> None:
+        _require_finite(self)
         if not self.hi_hu > self.lo_hu:
             raise ValueError(f"empty intensity window [{self.lo_hu}, {self.hi_hu}] HU")
 
@@ -79,6 +94,7 @@ class MRContract:
     synthetic_hi: float = 1000.0
 
     def __post_init__(self) -> None:
+        _require_finite(self)
         if not 0.0 <= self.p_lo < self.p_hi <= 100.0:
             raise ValueError(f"MR percentiles must satisfy 0 <= lo < hi <= 100, got {self.p_lo}, {self.p_hi}")
         if not self.synthetic_hi > self.synthetic_lo:

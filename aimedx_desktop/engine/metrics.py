@@ -3,6 +3,7 @@
 MAE is in the images' own units (HU for CT). PSNR uses the contract's data range. SSIM is the
 standard Gaussian-window SSIM (sigma 1.5, K1 0.01, K2 0.03, as in Wang et al. 2004 and
 scikit-image's `gaussian_weights=True`), computed over the whole image and averaged inside the mask.
+Rank statistics (Spearman, AUROC) score how well an uncertainty map orders the real errors.
 """
 
 from __future__ import annotations
@@ -94,3 +95,37 @@ def _mask(mask: np.ndarray | None, like: np.ndarray) -> np.ndarray:
     if not mask.any():
         raise ValueError("the evaluation mask is empty")
     return mask
+
+
+def pearson(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Pearson correlation inside the mask (0 when either side is constant there)."""
+    x = np.asarray(prediction, np.float64)
+    keep = _mask(mask, x)
+    x, y = x[keep], np.asarray(target, np.float64)[keep]
+    x, y = x - x.mean(), y - y.mean()
+    denominator = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
+    return float((x * y).sum() / denominator) if denominator > 0 else 0.0
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing their mean rank (as scipy.stats.rankdata's 'average')."""
+    flat = np.asarray(values).ravel()
+    _, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - (counts - 1) / 2.0)[inverse]).astype(np.float64)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation of two equally long samples."""
+    return pearson(average_ranks(x), average_ranks(y))
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of `scores` for finding the `positive` items (Mann–Whitney U)."""
+    positive = np.asarray(positive, bool).ravel()
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUROC needs both positive and negative items")
+    ranks = average_ranks(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

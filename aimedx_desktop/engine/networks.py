@@ -1,30 +1,86 @@
-"""The CycleGAN networks: a ResNet generator and the 70x70 PatchGAN discriminator.
+"""The CycleGAN networks: ResNet generators, the 70x70 PatchGAN discriminator, a name registry.
 
 Both follow the reference design of Zhu et al. (junyanz/pytorch-CycleGAN-and-pix2pix):
-reflection padding, instance normalisation, two stride-2 down/up-samplings around a stack of
+reflection padding, instance normalisation, stride-2 down/up-samplings around a stack of
 residual blocks; the discriminator is three stride-2 4x4 convolutions and two stride-1 ones.
+
+A model card names its generator architecture and options (`GeneratorConfig.to_dict`);
+`build_generator` looks the name up in `GENERATORS`, so a new architecture is one entry there.
+Cards written before the name existed (aimedx-bundle 1.0.0) mean the reference ResNet with
+transposed-convolution upsampling, which are the defaults.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch
 from torch import nn
 
+UPSAMPLING = ("transpose", "resize")
+"""transpose: ConvTranspose2d, as in the reference; resize: nearest-neighbour upsampling then a
+3x3 convolution (Odena et al. 2016, "Deconvolution and checkerboard artifacts"), which cannot
+produce the regular checkerboard texture that uneven kernel overlap gives transposed convolutions."""
+
+LIMITS: dict[str, tuple[int, int]] = {
+    "in_channels": (1, 4),
+    "out_channels": (1, 4),
+    "ngf": (1, 256),
+    "n_blocks": (0, 64),
+    "n_downsampling": (1, 5),
+}
+"""Sane bounds for each integer option: a card outside them is refused before anything is built
+(a card is data from outside; n_blocks 10,000,000 would otherwise allocate gigabytes)."""
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Constructor arguments of `ResnetGenerator`, stored in a bundle's model card."""
+    """Constructor arguments of a generator, stored in a bundle's model card.
 
+    `uncertainty` adds a second output channel, the log of a per-pixel Laplace scale in the
+    model's normalised units, trained on paired slices (see training.py).
+    """
+
+    name: str = "resnet"
     in_channels: int = 1
     out_channels: int = 1
     ngf: int = 64
     n_blocks: int = 9
     n_downsampling: int = 2
+    upsampling: str = "transpose"
+    uncertainty: bool = False
 
-    def to_dict(self) -> dict[str, int]:
+    def __post_init__(self) -> None:
+        if self.name not in GENERATORS:
+            raise ValueError(f"unknown generator architecture {self.name!r} (known: {', '.join(GENERATORS)})")
+        for key, (lo, hi) in LIMITS.items():
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"generator option {key} must be a whole number in [{lo}, {hi}], not {value!r}")
+        if self.upsampling not in UPSAMPLING:
+            raise ValueError(f"generator upsampling must be one of {', '.join(UPSAMPLING)}, not {self.upsampling!r}")
+        if not isinstance(self.uncertainty, bool):
+            raise ValueError(f"generator option uncertainty must be true or false, not {self.uncertainty!r}")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "GeneratorConfig":
+        """From a card's `architecture.generator`; unknown keys are an error, missing ones default."""
+        if not isinstance(data, dict):
+            raise ValueError("architecture.generator must be an object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown generator option(s): {', '.join(map(str, unknown))}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be a multiple of this."""
+        return 2**self.n_downsampling
 
 
 class ResidualBlock(nn.Module):
@@ -45,59 +101,66 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def _upsample(channels: int, out: int, mode: str) -> list[nn.Module]:
+    if mode == "transpose":
+        return [nn.ConvTranspose2d(channels, out, 3, stride=2, padding=1, output_padding=1)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(channels, out, 3)]
+
+
 class ResnetGenerator(nn.Module):
     """c7s1-ngf, d(2ngf), d(4ngf), R(4ngf) x n_blocks, u(2ngf), u(ngf), c7s1-out, tanh.
 
     Fully convolutional: any input whose sides are multiples of 2**n_downsampling works, so
-    training on crops and inferring on whole slices use the same weights.
+    training on crops and inferring on whole slices use the same weights. With `uncertainty`,
+    a second 7x7 head on the last features adds one channel (log Laplace scale, no tanh).
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        ngf: int = 64,
-        n_blocks: int = 9,
-        n_downsampling: int = 2,
-    ) -> None:
+    def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
-        self.config = GeneratorConfig(in_channels, out_channels, ngf, n_blocks, n_downsampling)
+        self.config = config
+        ngf = config.ngf
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            nn.Conv2d(in_channels, ngf, 7),
+            nn.Conv2d(config.in_channels, ngf, 7),
             nn.InstanceNorm2d(ngf),
             nn.ReLU(inplace=True),
         ]
         channels = ngf
-        for _ in range(n_downsampling):
+        for _ in range(config.n_downsampling):
             layers += [
                 nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1),
                 nn.InstanceNorm2d(channels * 2),
                 nn.ReLU(inplace=True),
             ]
             channels *= 2
-        layers += [ResidualBlock(channels) for _ in range(n_blocks)]
-        for _ in range(n_downsampling):
-            layers += [
-                nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1),
-                nn.InstanceNorm2d(channels // 2),
-                nn.ReLU(inplace=True),
-            ]
+        layers += [ResidualBlock(channels) for _ in range(config.n_blocks)]
+        for _ in range(config.n_downsampling):
+            layers += [*_upsample(channels, channels // 2, config.upsampling), nn.InstanceNorm2d(channels // 2), nn.ReLU(inplace=True)]
             channels //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
-        self.model = nn.Sequential(*layers)
-
-    @classmethod
-    def from_config(cls, config: GeneratorConfig) -> "ResnetGenerator":
-        return cls(**config.to_dict())
+        self.features = nn.Sequential(*layers)
+        self.image_head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(channels, config.out_channels, 7), nn.Tanh())
+        self.uncertainty_head = (
+            nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(channels, 1, 7)) if config.uncertainty else None
+        )
 
     @property
     def size_multiple(self) -> int:
-        """Input sides must be a multiple of this."""
-        return 2**self.config.n_downsampling
+        return self.config.size_multiple
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        features = self.features(x)
+        image = self.image_head(features)
+        if self.uncertainty_head is None:
+            return image
+        return torch.cat([image, self.uncertainty_head(features)], dim=1)
+
+
+GENERATORS: dict[str, type[nn.Module]] = {"resnet": ResnetGenerator}
+"""Architecture name (as a model card writes it) → generator class taking a GeneratorConfig."""
+
+
+def build_generator(config: GeneratorConfig) -> nn.Module:
+    return GENERATORS[config.name](config)
 
 
 class PatchDiscriminator(nn.Module):

@@ -103,6 +103,9 @@ class Scan:
     dicom_headers holds one pydicom Dataset per slice (without pixel data) when the source was
     DICOM; writers use them to derive a series that belongs to the same study.
     display_window: (centre, width) suggested by the source (e.g. DICOM WindowCenter/Width).
+    maps: per-voxel companion maps on the same grid, by name, in the voxels' units; a synthetic
+    scan carries the extra outputs its model declares (e.g. "uncertainty": the calibrated
+    half-width of the model's error interval, in HU for synthetic CT).
     """
 
     voxels: np.ndarray
@@ -113,6 +116,7 @@ class Scan:
     display_window: tuple[float, float] | None = None
     description: str = ""
     warnings: tuple[str, ...] = ()
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         voxels = np.asarray(self.voxels)
@@ -127,6 +131,9 @@ class Scan:
             )
         if self.dicom_headers is not None and len(self.dicom_headers) != len(voxels):
             raise ValueError(f"{len(self.dicom_headers)} DICOM headers for {len(voxels)} slices")
+        for name, values in self.maps.items():
+            if np.shape(values) != voxels.shape:
+                raise ValueError(f"map {name!r} has shape {np.shape(values)}, the voxels {voxels.shape}")
 
     @property
     def n_slices(self) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,75 +27,111 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from aimedx_desktop.engine.bundle import ModelBundle, new_bundle, save_bundle
-from aimedx_desktop.engine.datasets import SliceSet, UnpairedSlices, expand_inputs, paired_slices
+from aimedx_desktop.engine.bundle import LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
+from aimedx_desktop.engine.datasets import SliceSet, TrainingSlices, expand_inputs, paired_slices
 from aimedx_desktop.engine.evaluation import evaluate, record_in_card
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
-from aimedx_desktop.engine.networks import GeneratorConfig, PatchDiscriminator, ResnetGenerator, init_weights
+from aimedx_desktop.engine.networks import UPSAMPLING, GeneratorConfig, PatchDiscriminator, build_generator, init_weights
 from aimedx_desktop.engine.scan import Modality
-from aimedx_desktop.engine.translator import CancelToken, resolve_device
+from aimedx_desktop.engine.cancel import CancelToken
+from aimedx_desktop.engine.device import resolve_device
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOSSES_NAME = "losses.csv"
-LOSS_NAMES = ("g_adv", "cycle", "identity", "d_ct", "d_mr")
+LOSS_NAMES = ("g_adv", "cycle", "identity", "paired", "uncertainty", "d_ct", "d_mr")
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    resumable: bool = False,
+    cli: bool = True,
+    choices: tuple[str, ...] | None = None,
+    metavar: str | tuple[str, ...] | None = None,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A TrainConfig field with what the CLI and `--resume` need to know about it.
+
+    Every training option is declared once, here; `training_cli` derives the argparse options
+    and the resume check from these fields, so a new option cannot slip past `--resume`.
+    resumable: may change when a run is resumed (schedule length, device, validation data).
+    """
+    metadata = {"help": help, "resumable": resumable, "cli": cli, "choices": choices, "metavar": metavar}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class TrainConfig:
     """Every option of a run. Saved in the checkpoint; `--resume` reuses it."""
 
-    ct: list[str]
-    mr: list[str]
-    out: str
-    exclude: list[str] = field(default_factory=list)
-    name: str = "aimedx-cyclegan"
-    version: str = "0.1.0"
-    epochs: int = 100
-    epochs_decay: int = 100
-    batch_size: int = 1
-    crop_size: int = 256
-    image_size: int = 256
-    ngf: int = 64
-    n_blocks: int = 9
-    ndf: int = 64
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
-    pool_size: int = 50
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    init_gain: float = 0.02
-    ct_lo_hu: float = -1000.0
-    ct_hi_hu: float = 1000.0
-    mr_p_lo: float = 0.0
-    mr_p_hi: float = 99.5
-    min_foreground: float = 0.1
-    precision: str = "fp32"
-    channels_last: bool = False
-    device: str = "auto"
-    seed: int = 0
-    licence: str = "as the training data's licence allows"
-    init_from: str = ""
-    val_ct: list[str] = field(default_factory=list)
-    val_mr: list[str] = field(default_factory=list)
-    val_include: list[str] = field(default_factory=list)
-    command: str = ""
+    ct: list[str] = option(factory=list, help="CT DICOM folders, NIfTI volumes or PNG/JPEG slices (files or folders)")
+    mr: list[str] = option(factory=list, help="MR inputs, as for --ct; unpaired with the CT unless --paired")
+    out: str = option("", help="run folder (checkpoint, losses.csv, samples/, bundle/)", resumable=True)
+    exclude: list[str] = option(factory=list, help="file-name patterns to hold out, e.g. '16???.png'")
+    name: str = option("aimedx-cyclegan", help="model name in the bundle")
+    version: str = option("0.1.0", help="model version in the bundle")
+    epochs: int = option(100, help="epochs at the initial learning rate", resumable=True)
+    epochs_decay: int = option(100, help="epochs of linear decay to 0", resumable=True)
+    batch_size: int = option(1, help="slices per step (per process)")
+    crop_size: int = option(256, help="random crop side (≤ image size)")
+    image_size: int = option(256, help="model input side")
+    ngf: int = option(64, help="generator filters")
+    n_blocks: int = option(9, help="generator residual blocks")
+    upsampling: str = option("transpose", help="generator upsampling: transpose (reference) or resize (no checkerboard)",
+                             choices=UPSAMPLING)
+    uncertainty: bool = option(False, help="add a per-pixel uncertainty output (Laplace scale), trained on the pairs; needs --paired")
+    ndf: int = option(64, help="discriminator filters")
+    paired: bool = option(False, help="add a supervised L1 term on pairs: CT and MR slices with the same file name "
+                                      "(or slice of co-registered volumes on one grid)")
+    lambda_paired: float = option(10.0, help="weight of the supervised L1 term on pairs (each direction)")
+    lambda_adv: float = option(1.0, help="weight of the adversarial term")
+    lambda_cycle: float = option(10.0, help="weight of the cycle-consistency term (each direction)")
+    lambda_identity: float = option(0.5, help="identity term weight, as a fraction of --lambda-cycle")
+    pool_size: int = option(50, help="image pool of past fakes shown to the discriminators")
+    lr: float = option(2e-4, help="Adam learning rate")
+    beta1: float = option(0.5, help="Adam beta1")
+    beta2: float = option(0.999, help="Adam beta2")
+    init_gain: float = option(0.02, help="std of the normal weight initialisation")
+    ct_window: tuple[float, float] = option((-1000.0, 1000.0), metavar=("LO_HU", "HI_HU"),
+                                            help="CT HU window mapped to [-1, 1]; 8-bit CT images are taken to be exports of it")
+    mr_percentiles: tuple[float, float] = option((0.0, 99.5), metavar=("LO", "HI"),
+                                                 help="per-slice MR percentiles mapped to [-1, 1]")
+    min_foreground: float = option(0.1, help="skip slices with less foreground than this fraction")
+    precision: str = option("fp32", help="CPU autocast (CUDA always uses AMP)", choices=("fp32", "bf16"))
+    channels_last: bool = option(False, help="channels-last memory format")
+    device: str = option("auto", help="auto, cpu or cuda[:N]", resumable=True)
+    seed: int = option(0, help="random seed (a run is deterministic on the same machine)")
+    licence: str = option("as the training data's licence allows", help="licence statement for the model card")
+    init_from: str = option("", help="start from the four networks of this run folder's checkpoint (fine-tuning)")
+    val_ct: list[str] = option(factory=list, help="paired validation CT, scored at the end into the card", resumable=True)
+    val_mr: list[str] = option(factory=list, help="paired validation MR (same file names as --val-ct)", resumable=True)
+    val_include: list[str] = option(factory=list, help="validation file-name patterns, e.g. '16???.png'", resumable=True)
+    data_root: str = option("", help="folder the inputs are recorded relative to in the model card (default: "
+                                     "their common parent)")
+    command: str = option("", help="the command line that started (and resumed) the run", cli=False)
 
     def __post_init__(self) -> None:
-        multiple = 2**self.generator_config.n_downsampling
+        self.ct_window = tuple(map(float, self.ct_window))  # type: ignore[assignment]
+        self.mr_percentiles = tuple(map(float, self.mr_percentiles))  # type: ignore[assignment]
+        multiple = self.generator_config.size_multiple
         for name in ("crop_size", "image_size"):
             if getattr(self, name) % multiple:
                 raise ValueError(f"--{name.replace('_', '-')} must be a multiple of {multiple}")
         if self.crop_size > self.image_size:
             raise ValueError("--crop-size must not exceed --image-size")
+        if self.uncertainty and not self.paired:
+            raise ValueError("--uncertainty learns from pairs: add --paired")
 
     @property
     def contract(self) -> IntensityContract:
-        return IntensityContract(CTContract(self.ct_lo_hu, self.ct_hi_hu), MRContract(self.mr_p_lo, self.mr_p_hi))
+        return IntensityContract(CTContract(*self.ct_window), MRContract(*self.mr_percentiles))
 
     @property
     def generator_config(self) -> GeneratorConfig:
-        return GeneratorConfig(ngf=self.ngf, n_blocks=self.n_blocks)
+        return GeneratorConfig(ngf=self.ngf, n_blocks=self.n_blocks, upsampling=self.upsampling, uncertainty=self.uncertainty)
 
     @property
     def total_epochs(self) -> int:
@@ -112,6 +149,30 @@ class EpochReport:
 
 
 ProgressCallback = Callable[[EpochReport], None]
+
+
+def _split(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A generator's output as (image, log Laplace scale or None)."""
+    if output.shape[1] == 1:
+        return output, None
+    return output[:, :1], output[:, 1:2]
+
+
+def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |prediction - target| over the masked pixels (0 when none is masked)."""
+    return ((prediction - target).abs() * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def laplace_nll(prediction: torch.Tensor, log_scale: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Laplace negative log-likelihood of the error, teaching `log_scale` the expected |error|.
+
+    The prediction is detached: the uncertainty head learns how wrong the image is without
+    reweighting (and so changing) how the image itself is learned.
+    """
+    log_scale = log_scale.float().clamp(*LOG_SCALE_RANGE)
+    error = (prediction.detach().float() - target.float()).abs()
+    nll = error * torch.exp(-log_scale) + log_scale
+    return (nll * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 class ImagePool:
@@ -193,8 +254,8 @@ class CycleGAN(nn.Module):
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__()
-        self.mr2ct = ResnetGenerator.from_config(config.generator_config)
-        self.ct2mr = ResnetGenerator.from_config(config.generator_config)
+        self.mr2ct = build_generator(config.generator_config)
+        self.ct2mr = build_generator(config.generator_config)
         self.d_ct = PatchDiscriminator(ndf=config.ndf)
         self.d_mr = PatchDiscriminator(ndf=config.ndf)
         init_weights(self, config.init_gain)
@@ -249,21 +310,25 @@ class Trainer:
 
     # ----- data -------------------------------------------------------------------------------
 
-    def load_data(self) -> UnpairedSlices:
+    def load_data(self) -> TrainingSlices:
         config = self.config
         contract = config.contract
         ct_paths = expand_inputs(config.ct, config.exclude)
         mr_paths = expand_inputs(config.mr, config.exclude)
         ct = SliceSet.load(ct_paths, Modality.CT, contract, config.image_size, config.min_foreground)
         mr = SliceSet.load(mr_paths, Modality.MR, contract, config.image_size, config.min_foreground)
+        dataset = TrainingSlices(ct, mr, config.crop_size, config.image_size, seed=config.seed, paired=config.paired)
+        if config.paired and not dataset.pairs:
+            raise ValueError("--paired: no CT and MR slices share a file name (or a slice of volumes on one grid)")
         self.data_summary = {
             "ct_inputs": len(ct_paths),
             "mr_inputs": len(mr_paths),
             "ct": ct.summary(),
             "mr": mr.summary(),
+            "pairs": len(dataset.pairs),
             "exclude": config.exclude,
         }
-        return UnpairedSlices(ct, mr, config.crop_size, config.image_size, seed=config.seed)
+        return dataset
 
     # ----- one step ---------------------------------------------------------------------------
 
@@ -272,26 +337,38 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.float16)
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
 
-    def step(self, real_ct: torch.Tensor, real_mr: torch.Tensor) -> dict[str, float]:
-        """One generator update and one discriminator update; returns the losses."""
+    def step(self, real_ct: torch.Tensor, real_mr: torch.Tensor, pair_mask: torch.Tensor | None = None) -> dict[str, float]:
+        """One generator update and one discriminator update; returns the losses.
+
+        pair_mask (batch, 1, h, w) marks, for paired items, the pixels where the supervised term
+        counts (both images agree on head or background); it is all zero for unpaired items.
+        """
         model, config = self.model, self.config
         gan_loss, l1 = nn.MSELoss(), nn.L1Loss()
+        zero = torch.zeros((), device=self.device)
         for d in model.discriminators:
             d.requires_grad_(False)
         with self._autocast():
-            fake_ct = model.mr2ct(real_mr)
-            fake_mr = model.ct2mr(real_ct)
-            rec_mr = model.ct2mr(fake_ct)
-            rec_ct = model.mr2ct(fake_mr)
+            fake_ct, log_scale_ct = _split(model.mr2ct(real_mr))
+            fake_mr, log_scale_mr = _split(model.ct2mr(real_ct))
+            rec_mr = _split(model.ct2mr(fake_ct))[0]
+            rec_ct = _split(model.mr2ct(fake_mr))[0]
             pred_ct = model.d_ct(fake_ct)
             pred_mr = model.d_mr(fake_mr)
-            g_adv = gan_loss(pred_ct, torch.ones_like(pred_ct)) + gan_loss(pred_mr, torch.ones_like(pred_mr))
+            g_adv = (gan_loss(pred_ct, torch.ones_like(pred_ct)) + gan_loss(pred_mr, torch.ones_like(pred_mr))) * config.lambda_adv
             cycle = (l1(rec_mr, real_mr) + l1(rec_ct, real_ct)) * config.lambda_cycle
-            identity = torch.zeros((), device=self.device)
+            identity = zero
             if config.lambda_identity > 0:
                 weight = config.lambda_cycle * config.lambda_identity
-                identity = (l1(model.mr2ct(real_ct), real_ct) + l1(model.ct2mr(real_mr), real_mr)) * weight
-            g_total = g_adv + cycle + identity
+                identity = (l1(_split(model.mr2ct(real_ct))[0], real_ct) + l1(_split(model.ct2mr(real_mr))[0], real_mr)) * weight
+            paired = uncertainty = zero
+            if pair_mask is not None and config.paired:
+                paired = (masked_l1(fake_ct, real_ct, pair_mask) + masked_l1(fake_mr, real_mr, pair_mask)) * config.lambda_paired
+                if log_scale_ct is not None and log_scale_mr is not None:
+                    uncertainty = laplace_nll(fake_ct, log_scale_ct, real_ct, pair_mask) + laplace_nll(
+                        fake_mr, log_scale_mr, real_mr, pair_mask
+                    )
+            g_total = g_adv + cycle + identity + paired + uncertainty
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(g_total).backward()
         self.dist.average_gradients(*model.generators)
@@ -307,7 +384,7 @@ class Trainer:
         self.dist.average_gradients(*model.discriminators)
         self.scaler.step(self.opt_d)
         self.scaler.update()
-        values = (g_adv, cycle, identity, d_ct, d_mr)
+        values = (g_adv, cycle, identity, paired, uncertainty, d_ct, d_mr)
         return {name: float(value.detach().float()) for name, value in zip(LOSS_NAMES, values)}
 
     @staticmethod
@@ -364,11 +441,11 @@ class Trainer:
         sums = dict.fromkeys(LOSS_NAMES, 0.0)
         started = time.perf_counter()
         iterations = len(loader)
-        for iteration, (real_ct, real_mr) in enumerate(loader, start=1):
+        for iteration, (real_ct, real_mr, pair_mask) in enumerate(loader, start=1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            real_ct, real_mr = self._to_device(real_ct), self._to_device(real_mr)
-            for name, value in self.step(real_ct, real_mr).items():
+            real_ct, real_mr, pair_mask = map(self._to_device, (real_ct, real_mr, pair_mask))
+            for name, value in self.step(real_ct, real_mr, pair_mask).items():
                 sums[name] += value
             if self.progress is not None and self.dist.is_main:
                 seconds = (time.perf_counter() - started) / iteration
@@ -399,15 +476,15 @@ class Trainer:
             writer.writerow(row)
 
     @torch.no_grad()
-    def _write_samples(self, dataset: UnpairedSlices) -> None:
+    def _write_samples(self, dataset: TrainingSlices) -> None:
         """Grid per epoch: rows CT→MR→CT and MR→CT→MR on fixed slices (input, translated, reconstructed)."""
         from torchvision.utils import make_grid, save_image  # training only, like the augmentation
 
         self.model.eval()
         ct = dataset.ct[:2].to(self.device)
         mr = dataset.mr[:2].to(self.device)
-        fake_mr, fake_ct = self.model.ct2mr(ct), self.model.mr2ct(mr)
-        rows = [ct, fake_mr, self.model.mr2ct(fake_mr), mr, fake_ct, self.model.ct2mr(fake_ct)]
+        fake_mr, fake_ct = _split(self.model.ct2mr(ct))[0], _split(self.model.mr2ct(mr))[0]
+        rows = [ct, fake_mr, _split(self.model.mr2ct(fake_mr))[0], mr, fake_ct, _split(self.model.ct2mr(fake_ct))[0]]
         images = torch.stack(rows, 1).flatten(0, 1).float().cpu()
         folder = self.out / "samples"
         folder.mkdir(parents=True, exist_ok=True)
@@ -475,6 +552,7 @@ class Trainer:
 
     def write_bundle(self) -> ModelBundle:
         config = self.config
+        portable = PortablePaths(Path(config.data_root) if config.data_root else _common_parent(config.ct + config.mr))
         last = self.history[-1] if self.history else {}
         bundle = new_bundle(
             config.name,
@@ -486,10 +564,17 @@ class Trainer:
             licence=config.licence,
             intended_use="Research and teaching. Synthetic images are not for diagnosis.",
             training={
-                "command": config.command,
+                "command": portable.command(config.command),
+                "paths": "relative to the training data root; other folders by name only",
                 "epochs": config.total_epochs,
-                "options": {k: v for k, v in asdict(config).items() if k not in ("ct", "mr", "out", "command")},
-                "inputs": {"ct": config.ct, "mr": config.mr, "validation": {"ct": config.val_ct, "mr": config.val_mr}},
+                "options": {
+                    k: v for k, v in asdict(config).items() if k not in ("ct", "mr", "out", "command", "data_root", *_PATH_LISTS)
+                },
+                "inputs": {
+                    "ct": portable.paths(config.ct),
+                    "mr": portable.paths(config.mr),
+                    "validation": {"ct": portable.paths(config.val_ct), "mr": portable.paths(config.val_mr)},
+                },
                 "data": self.data_summary,
                 "final_losses": {k: last.get(k) for k in LOSS_NAMES},
                 "seconds_per_iteration": last.get("seconds_per_iteration"),
@@ -502,6 +587,45 @@ class Trainer:
         self.model.to(self.device)
         save_bundle(bundle, self.out / "bundle")
         return bundle
+
+
+_PATH_LISTS = ("val_ct", "val_mr", "init_from")
+
+
+def _common_parent(paths: list[str]) -> Path | None:
+    if not paths:
+        return None
+    resolved = [Path(p).resolve() for p in paths]
+    return Path(os.path.commonpath([p if p.is_dir() else p.parent for p in resolved]))
+
+
+@dataclass(frozen=True)
+class PortablePaths:
+    """Paths as a shipped model card records them: no folder names of the training machine.
+
+    Paths under the data root become relative to it; other absolute paths keep only their name.
+    """
+
+    root: Path | None
+
+    def path(self, text: str) -> str:
+        candidate = Path(text)
+        if not (candidate.is_absolute() or candidate.exists()):
+            return text  # an option value or a file-name pattern, not a path here
+        resolved = candidate.resolve()
+        if self.root is not None and resolved.is_relative_to(self.root.resolve()):
+            return resolved.relative_to(self.root.resolve()).as_posix() or "."
+        return resolved.name if candidate.is_absolute() else text
+
+    def paths(self, texts: list[str]) -> list[str]:
+        return [self.path(text) for text in texts]
+
+    def command(self, command: str) -> str:
+        """Each run of the command (started; resumed: ...) with its paths made portable."""
+        return "; resumed: ".join(
+            shlex.join(self.path(token) if token.startswith(("/", ".")) else token for token in shlex.split(part))
+            for part in command.split("; resumed: ")
+        ) if command else command
 
 
 def load_run(out: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:

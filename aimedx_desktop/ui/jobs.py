@@ -78,7 +78,7 @@ def discover_models(imported: list[str]) -> list[ModelEntry]:
 
 def device_description() -> str:
     """'GPU: <name>' or 'CPU', as Translator(device='auto') will use."""
-    from aimedx_desktop.engine.translator import resolve_device
+    from aimedx_desktop.engine.device import resolve_device
     import torch
 
     device = resolve_device("auto")

@@ -442,7 +442,6 @@ class MainWindow(QMainWindow):
             if scan is not None and self.engine_ready:
                 self.dialogs.info("No model", NO_MODEL_TEXT)
             return False
-        from aimedx_desktop.engine.translator import CancelToken
 
         previous, previous_window = self.synthetic_scan, self.synthetic_viewer.window
         self.synthetic_viewer.index = self.source_viewer.index
@@ -480,7 +479,6 @@ class MainWindow(QMainWindow):
         if request is None:
             return False
         from aimedx_desktop.engine.io.export import existing_targets
-        from aimedx_desktop.engine.translator import CancelToken
 
         try:
             existing = existing_targets(scan, request.out_dir, request.fmt)

@@ -15,13 +15,13 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+from aimedx_desktop.engine.cancel import CancelToken, Cancelled
 from aimedx_desktop.engine.intensity import default_window
 from aimedx_desktop.engine.io.atomic import os_error_reason, staged_files
 from aimedx_desktop.engine.io.deidentify import Deidentifier
 from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
 from aimedx_desktop.engine.io.png_writer import PngSeriesWriter
 from aimedx_desktop.engine.scan import Scan
-from aimedx_desktop.engine.translator import CancelToken, Cancelled
 
 FORMATS = {"png": "png", "dicom": "dcm"}
 """Export format → file extension."""
