@@ -139,14 +139,18 @@ def head_sign(normalized: np.ndarray) -> torch.Tensor:
 
 
 class TrainingSlices(Dataset):
-    """Item i = (CT slice, MR slice, pair mask), each (1, crop, crop).
+    """Item i = (CT slice, MR slice, pair masks): (1, crop, crop), (1, crop, crop), (2, crop, crop).
 
     Unpaired (the reference CycleGAN): item i is CT slice i and an MR slice drawn by an
-    independent per-epoch permutation, so no pairing in the source data leaks in; the pair mask
-    is zero. Paired: the items are first the pairs, transformed together, with the pair mask
-    marking where both images agree on head versus background (a pixel that is head in one and
-    background in the other — the atlas CT is cut at its field of view — teaches nothing); then
-    each slice without a partner, unpaired with a random slice of the other side.
+    independent per-epoch permutation, so no pairing in the source data leaks in; the pair masks
+    are zero. Paired: the items are first the pairs, transformed together; then each slice
+    without a partner, unpaired with a random slice of the other side. A pair's masks:
+
+    - 0, the supervised image term: where both images agree on head versus background. A pixel
+      that is head in one and background in the other (the atlas CT is cut at its field of view)
+      must not teach the model to erase anatomy.
+    - 1, the uncertainty term: wherever either image shows head. Disagreement there is exactly
+      the kind of error a user meets, so the uncertainty head must learn it too.
     """
 
     def __init__(
@@ -184,8 +188,9 @@ class TrainingSlices(Dataset):
             i, j = self.pairs[index]
             stack = torch.stack([self.ct[i, 0], self.mr[j, 0], self.ct_heads[i], self.mr_heads[j]])
             ct, mr, ct_head, mr_head = self.augment(stack)
-            agree = ((ct_head > 0) == (mr_head > 0)).float()
-            return ct[None], mr[None], agree[None]
+            agree = (ct_head > 0) == (mr_head > 0)
+            either = (ct_head > 0) | (mr_head > 0)
+            return ct[None], mr[None], torch.stack([agree, either]).float()
         index -= len(self.pairs)
         if index < len(self.ct_alone):
             return self._unpaired(self.ct_alone[index], int(self.mr_order[index % len(self.mr)]))
@@ -194,7 +199,7 @@ class TrainingSlices(Dataset):
 
     def _unpaired(self, ct_index: int, mr_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ct, mr = self.augment(self.ct[ct_index]), self.augment(self.mr[mr_index])
-        return ct, mr, torch.zeros_like(ct)
+        return ct, mr, torch.zeros((2, *ct.shape[1:]))
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class ResnetGenerator(nn.Module):
 
     Fully convolutional: any input whose sides are multiples of 2**n_downsampling works, so
     training on crops and inferring on whole slices use the same weights. With `uncertainty`,
-    a second 7x7 head on the last features adds one channel (log Laplace scale, no tanh).
+    a small second head on the last features adds one channel (log Laplace scale, no tanh).
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -140,7 +140,12 @@ class ResnetGenerator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.image_head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(channels, config.out_channels, 7), nn.Tanh())
         self.uncertainty_head = (
-            nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(channels, 1, 7)) if config.uncertainty else None
+            nn.Sequential(
+                nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.ReLU(inplace=True),
+                nn.ReflectionPad2d(3), nn.Conv2d(channels, 1, 7),
+            )
+            if config.uncertainty
+            else None
         )
 
     @property
@@ -152,7 +157,8 @@ class ResnetGenerator(nn.Module):
         image = self.image_head(features)
         if self.uncertainty_head is None:
             return image
-        return torch.cat([image, self.uncertainty_head(features)], dim=1)
+        # Detached: the head learns how wrong the image is without changing how the image is learned.
+        return torch.cat([image, self.uncertainty_head(features.detach())], dim=1)
 
 
 GENERATORS: dict[str, type[nn.Module]] = {"resnet": ResnetGenerator}

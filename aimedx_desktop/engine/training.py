@@ -166,8 +166,8 @@ def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
 def laplace_nll(prediction: torch.Tensor, log_scale: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Laplace negative log-likelihood of the error, teaching `log_scale` the expected |error|.
 
-    The prediction is detached: the uncertainty head learns how wrong the image is without
-    reweighting (and so changing) how the image itself is learned.
+    The prediction is detached (and the head sees detached features, networks.py): the
+    uncertainty head learns how wrong the image is without changing how the image is learned.
     """
     log_scale = log_scale.float().clamp(*LOG_SCALE_RANGE)
     error = (prediction.detach().float() - target.float()).abs()
@@ -337,11 +337,11 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.float16)
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
 
-    def step(self, real_ct: torch.Tensor, real_mr: torch.Tensor, pair_mask: torch.Tensor | None = None) -> dict[str, float]:
+    def step(self, real_ct: torch.Tensor, real_mr: torch.Tensor, pair_masks: torch.Tensor | None = None) -> dict[str, float]:
         """One generator update and one discriminator update; returns the losses.
 
-        pair_mask (batch, 1, h, w) marks, for paired items, the pixels where the supervised term
-        counts (both images agree on head or background); it is all zero for unpaired items.
+        pair_masks (batch, 2, h, w): for paired items, where the supervised image term counts
+        and where the uncertainty term counts (TrainingSlices); all zero for unpaired items.
         """
         model, config = self.model, self.config
         gan_loss, l1 = nn.MSELoss(), nn.L1Loss()
@@ -362,11 +362,12 @@ class Trainer:
                 weight = config.lambda_cycle * config.lambda_identity
                 identity = (l1(_split(model.mr2ct(real_ct))[0], real_ct) + l1(_split(model.ct2mr(real_mr))[0], real_mr)) * weight
             paired = uncertainty = zero
-            if pair_mask is not None and config.paired:
-                paired = (masked_l1(fake_ct, real_ct, pair_mask) + masked_l1(fake_mr, real_mr, pair_mask)) * config.lambda_paired
+            if pair_masks is not None and config.paired:
+                image_mask, uncertainty_mask = pair_masks[:, :1], pair_masks[:, 1:2]
+                paired = (masked_l1(fake_ct, real_ct, image_mask) + masked_l1(fake_mr, real_mr, image_mask)) * config.lambda_paired
                 if log_scale_ct is not None and log_scale_mr is not None:
-                    uncertainty = laplace_nll(fake_ct, log_scale_ct, real_ct, pair_mask) + laplace_nll(
-                        fake_mr, log_scale_mr, real_mr, pair_mask
+                    uncertainty = laplace_nll(fake_ct, log_scale_ct, real_ct, uncertainty_mask) + laplace_nll(
+                        fake_mr, log_scale_mr, real_mr, uncertainty_mask
                     )
             g_total = g_adv + cycle + identity + paired + uncertainty
         self.opt_g.zero_grad(set_to_none=True)
@@ -441,11 +442,11 @@ class Trainer:
         sums = dict.fromkeys(LOSS_NAMES, 0.0)
         started = time.perf_counter()
         iterations = len(loader)
-        for iteration, (real_ct, real_mr, pair_mask) in enumerate(loader, start=1):
+        for iteration, (real_ct, real_mr, pair_masks) in enumerate(loader, start=1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            real_ct, real_mr, pair_mask = map(self._to_device, (real_ct, real_mr, pair_mask))
-            for name, value in self.step(real_ct, real_mr, pair_mask).items():
+            real_ct, real_mr, pair_masks = map(self._to_device, (real_ct, real_mr, pair_masks))
+            for name, value in self.step(real_ct, real_mr, pair_masks).items():
                 sums[name] += value
             if self.progress is not None and self.dist.is_main:
                 seconds = (time.perf_counter() - started) / iteration
