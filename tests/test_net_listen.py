@@ -116,6 +116,7 @@ def test_never_overwrites_a_file_it_did_not_write(listener, bundled_samples):
     assert [p.name for p in target.parent.iterdir()] == [target.name]
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 def test_uids_that_could_escape_the_inbox_are_refused(listener, tmp_path):
     capture = tmp_path / "evil.dcm"
     ds = pydicom.dcmread(secondary_capture(tmp_path / "base.dcm"))

@@ -1,9 +1,11 @@
 """Associations with a node: opened with a one-line reason when they cannot be, closed on exit.
 
-pynetdicom hands back a failed Association without saying why. The why is taken here from what
-it received while negotiating (the A-ASSOCIATE-RJ or A-ABORT, through EVT_ACSE_RECV) and, when
-no TCP connection came about, from the one error line its transport logs for this association's
-own thread (the OS's words: refused, timed out, no route to host).
+pynetdicom hands back a failed Association without saying why. The why is taken here from the
+PDU the node answered with (A-ASSOCIATE-AC, -RJ or A-ABORT, through EVT_PDU_RECV: pynetdicom
+3.0 can drop a rejection that arrives together with the connection's close before its own
+negotiation reads it, but the PDU event still fires) and, when no TCP connection came about, from
+the one error line its transport logs for this association's own thread (the OS's words:
+refused, timed out, no route to host).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
 from pynetdicom.association import Association
-from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ
 from pynetdicom.sop_class import Verification
 
 from aimedx_desktop.engine.net.errors import NetworkError
@@ -72,10 +74,9 @@ class _Negotiation(logging.Handler):
     def on_open(self, event: evt.Event) -> None:
         self.connected = True
 
-    def on_acse(self, event: evt.Event) -> None:
-        primitive = event.primitive
-        if isinstance(primitive, (A_ASSOCIATE, A_ABORT, A_P_ABORT)) and self.answer is None:
-            self.answer = primitive
+    def on_pdu(self, event: evt.Event) -> None:
+        if isinstance(event.pdu, (A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ABORT_RQ)) and self.answer is None:
+            self.answer = event.pdu
 
     def tcp_error(self, assoc: Association) -> str:
         return self._tcp_errors.get(assoc.dul.ident, "")
@@ -127,7 +128,12 @@ def _associate(
             node.port,
             ae_title=node.aet,
             ext_neg=roles or None,
-            evt_handlers=[(evt.EVT_CONN_OPEN, watch.on_open), (evt.EVT_ACSE_RECV, watch.on_acse), *handlers],
+            evt_handlers=[
+                (evt.EVT_CONN_OPEN, watch.on_open),
+                (evt.EVT_CONN_OPEN, _no_delay),
+                (evt.EVT_PDU_RECV, watch.on_pdu),
+                *handlers,
+            ],
         )
     finally:
         transport_log.removeHandler(watch)
@@ -137,10 +143,17 @@ def _associate(
     return assoc
 
 
+def _no_delay(event: evt.Event) -> None:
+    """Send small PDUs at once: each C-STORE starts with a small command PDU that Nagle's
+    algorithm would hold back (measured: 28 files to storescp 1.7 s with it, 1.4 s without)."""
+    with contextlib.suppress(AttributeError, OSError):
+        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _resolve(node: Node) -> None:
     try:
         socket.getaddrinfo(node.host, node.port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
+    except OSError:  # socket.gaierror, or the resolver itself failing
         raise NetworkError(f"{node.address}: cannot find the host {node.host!r} (check the name, or give its IP address)") from None
 
 
@@ -157,23 +170,24 @@ def _failure(
         if "timed out" in reason.lower() or not reason:
             return f"{where}: no answer from {node.host} within {timeout:g} s (host down, or a firewall in the way)"
         return f"{where}: cannot connect ({reason})"
-    if assoc.is_rejected and isinstance(answer, A_ASSOCIATE):
+    if isinstance(answer, A_ASSOCIATE_RJ):
         when = " for now (try again later)" if answer.result == 2 else ""
-        hint = _REJECT_HINTS.get((answer.result_source, answer.diagnostic), "").format(aet=node.aet)
-        return f"{where} rejected the association{when}: {rejection_reason(answer, calling_aet)}{hint}"
-    if isinstance(answer, A_ASSOCIATE) and answer.result == 0 and not assoc.accepted_contexts:
+        hint = _REJECT_HINTS.get((answer.source, answer.reason_diagnostic), "").format(aet=node.aet)
+        reason = rejection_reason(answer.source, answer.reason_diagnostic, calling_aet)
+        return f"{where} rejected the association{when}: {reason}{hint}"
+    if isinstance(answer, A_ASSOCIATE_AC) and not assoc.accepted_contexts:
         names = sorted({UID(cx.abstract_syntax).name for cx in assoc.rejected_contexts})
         return f"{where} accepts none of what was asked for: {', '.join(names)}"
-    if isinstance(answer, (A_ABORT, A_P_ABORT)):
+    if isinstance(answer, A_ABORT_RQ):
         return f"{where} aborted the association request (is this port a DICOM service?)"
     if waited_out:
         return f"{where}: no answer to the association request within {timeout:g} s"
     return f"{where} closed the connection without answering the association request (is this port a DICOM service?)"
 
 
-def rejection_reason(rejection: A_ASSOCIATE, calling_aet: str) -> str:
-    """The A-ASSOCIATE-RJ's source and diagnostic in words."""
-    template = _REJECT_REASONS.get((rejection.result_source, rejection.diagnostic), "no reason given")
+def rejection_reason(source: int | None, diagnostic: int | None, calling_aet: str) -> str:
+    """An A-ASSOCIATE-RJ's source and diagnostic in words."""
+    template = _REJECT_REASONS.get((source, diagnostic), "no reason given")
     return template.format(calling=calling_aet)
 
 

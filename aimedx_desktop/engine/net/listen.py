@@ -102,5 +102,5 @@ class StorageServer:
         if self._log is None or not isinstance(answer, A_ASSOCIATE) or answer.result not in (0x01, 0x02):
             return
         requestor = event.assoc.requestor
-        reason = rejection_reason(answer, requestor.ae_title)
+        reason = rejection_reason(answer.result_source, answer.diagnostic, requestor.ae_title)
         self._log(f"rejected an association from {requestor.ae_title} at {requestor.address}: {reason}")
