@@ -15,10 +15,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from aimedx_desktop.cli import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, ProgressLine
 from aimedx_desktop.engine.net.errors import NetworkError
 from aimedx_desktop.engine.net.nodes import DEFAULT_AET, DEFAULT_TIMEOUT, Node, parse_node
+
+if TYPE_CHECKING:
+    from aimedx_desktop.engine.net.send import Outgoing
 
 NODE = "AET@HOST:PORT"
 
@@ -65,7 +69,7 @@ def run_send(args: argparse.Namespace) -> int:
     return send_and_report(collect_files(args.paths), node, args.calling_aet, args.timeout)
 
 
-def send_and_report(files: Sequence, node: Node, calling_aet: str, timeout: float) -> int:
+def send_and_report(files: Sequence[Outgoing], node: Node, calling_aet: str, timeout: float) -> int:
     """Send `files`, one line per file as the node answers; exit status 0 only when all were stored.
 
     Ctrl-C aborts the association: the files confirmed until then are the ones reported stored."""

@@ -2,8 +2,9 @@
 
 Layout: INBOX/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm. A file is written
 completely under a hidden temporary name (the readers skip hidden names) and then hard-linked to
-its final name, which fails rather than replace a file that is there: an existing file is never
-overwritten. When an instance arrives again, the copy already in the inbox is kept (as PACS such
+its final name, which fails rather than replace a file that is there (where the file system has
+no hard links, the name is claimed with an exclusive create and the file renamed over the claim):
+an existing file is never overwritten. When an instance arrives again, the copy already in the inbox is kept (as PACS such
 as Orthanc do by default) and the arrival still counts as stored.
 """
 
@@ -56,14 +57,28 @@ def store_instance(inbox: Path, ds: Dataset, encoded: bytes) -> tuple[Path, bool
             stream.write(encoded)
             stream.flush()
             os.fsync(stream.fileno())
-        try:
-            os.link(temporary, final)
-        except FileExistsError:  # arrived meanwhile over another association
+        if not _name_new(temporary, final):  # arrived meanwhile over another association
             return final, False
     finally:
         with contextlib.suppress(OSError):
             temporary.unlink()
     return final, True
+
+
+def _name_new(temporary: Path, final: Path) -> bool:
+    """Give the file at `temporary` the name `final` unless that name exists; True when it did."""
+    try:
+        os.link(temporary, final)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here (FAT, some network shares)
+        try:
+            os.close(os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        os.replace(temporary, final)
+        return True
 
 
 @dataclass(frozen=True)
