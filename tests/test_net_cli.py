@@ -130,7 +130,11 @@ def test_fetch_lists_and_retrieves_from_dcmqrscp(tmp_path, bundled_samples, caps
         fetched = capsys.readouterr().out
         assert main(["fetch", "--from", node.address, "--patient-id", "NOBODY", "--inbox", str(tmp_path / "inbox")]) == 1
         nothing = capsys.readouterr().err
+        (tmp_path / "a_file").write_text("")
+        assert main(["fetch", "--from", node.address, "--patient-id", GE_PATIENT, "--inbox", str(tmp_path / "a_file")]) == 1
+        not_a_folder = capsys.readouterr().err
     assert f"[{GE_PATIENT}]" in listed and "  CT  " in listed
     assert "retrieved 28 image(s) of 1 series" in fetched
     assert [s.files for s in list_inbox(tmp_path / "inbox")] == [28]
     assert f"error: {node.address} has no study of patient ID 'NOBODY'" in nothing
+    assert f"error: cannot use the inbox {tmp_path / 'a_file'}: it is a file, not a folder" in not_a_folder

@@ -20,6 +20,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
+from aimedx_desktop.engine.io.atomic import os_error_reason
 from aimedx_desktop.engine.net.errors import NetworkError
 
 SUFFIX = ".dcm"
@@ -34,6 +35,16 @@ def _uid(ds: Dataset, keyword: str) -> str:
     if not _UID.fullmatch(value) or len(value) > _MAX_UID_LENGTH:
         raise NetworkError(f"{keyword} is not a valid UID: {value[:24]!r}")
     return value
+
+
+def ensure_inbox(inbox: Path) -> None:
+    """Create the inbox folder when needed; NetworkError saying why it cannot be one."""
+    if inbox.exists() and not inbox.is_dir():
+        raise NetworkError(f"cannot use the inbox {inbox}: it is a file, not a folder")
+    try:
+        inbox.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NetworkError(f"cannot use the inbox {inbox}: {os_error_reason(error)}") from None
 
 
 def instance_path(inbox: Path, ds: Dataset) -> Path:

@@ -21,6 +21,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from aimedx_desktop.engine.net.association import rejection_reason
 from aimedx_desktop.engine.net.errors import NetworkError
+from aimedx_desktop.engine.net.inbox import ensure_inbox
 from aimedx_desktop.engine.net.nodes import DEFAULT_AET, DEFAULT_TIMEOUT, check_aet, check_port
 from aimedx_desktop.engine.net.receive import IMAGE_STORAGE_CLASSES, Receiver, readable_transfer_syntaxes
 
@@ -61,10 +62,7 @@ class StorageServer:
         return int(self._server.server_address[1])
 
     def start(self) -> StorageServer:
-        try:
-            self.inbox.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise NetworkError(f"cannot use the inbox {self.inbox}: {error.strerror or error}") from None
+        ensure_inbox(self.inbox)
         ae = AE(ae_title=self.aet)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
         ae.require_called_aet = True

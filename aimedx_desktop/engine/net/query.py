@@ -25,6 +25,7 @@ from pynetdicom.status import code_to_category
 from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.net.association import Context, open_association
 from aimedx_desktop.engine.net.errors import NetworkError
+from aimedx_desktop.engine.net.inbox import ensure_inbox
 from aimedx_desktop.engine.net.nodes import Node
 from aimedx_desktop.engine.net.receive import IMAGE_STORAGE_CLASSES, Receiver, readable_transfer_syntaxes
 
@@ -158,7 +159,7 @@ def retrieve(
     syntaxes = readable_transfer_syntaxes()
     contexts = [Context(GET_MODEL, tuple(UncompressedTransferSyntaxes))]
     contexts += [Context(sop_class, syntaxes, scp_role=True) for sop_class in IMAGE_STORAGE_CLASSES]
-    inbox.mkdir(parents=True, exist_ok=True)
+    ensure_inbox(inbox)
     failed = finished = 0
     with open_association(node, calling_aet, contexts, timeout, handlers=[receiver.handler]) as assoc:
         for index, match in enumerate(series):
