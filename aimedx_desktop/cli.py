@@ -1,4 +1,5 @@
-"""`aimedx`: the GUI with no arguments, or convert / train / evaluate / bench / info.
+"""`aimedx`: the GUI with no arguments, or convert / train / evaluate / bench / info, and the
+DICOM network commands send / echo / listen / fetch (net_cli.py).
 
 Every command calls the same engine functions the GUI calls. Errors a user can cause end in
 one line `error: …` on stderr and exit status 1, never a traceback.
@@ -78,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"), help="display window for PNG and DICOM")
     convert.add_argument("--deidentify", action="store_true", help="DICOM: PS3.15 basic de-identification")
     convert.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    convert.add_argument("--send", metavar="AET@HOST:PORT", help="DICOM: then send the new series to this node")
     _add_model_option(convert)
+    from aimedx_desktop.net_cli import add_network_commands, add_node_options
+
+    add_node_options(convert)
 
     train = commands.add_parser("train", help="train a CycleGAN on unpaired CT and MR scans")
     from aimedx_desktop.training_cli import add_train_arguments
@@ -102,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="version, device and bundled models")
     info.add_argument("--model", type=Path, help="show this bundle's model card")
+    add_network_commands(commands)
     return parser
 
 
@@ -163,6 +169,7 @@ def _convert(args: argparse.Namespace) -> int:
     from aimedx_desktop.engine.translator import Translator
 
     with _as_user_errors():
+        node = _send_target(args)
         bundle = _load_model(args.model)
         scan = read_scan(args.input, modality=args.input_modality, series_uid=args.series)
         target = Modality.parse(args.to) if args.to else scan.modality.other
@@ -192,7 +199,24 @@ def _convert(args: argparse.Namespace) -> int:
             progress=ProgressLine("writing   "),
         )
     print(f"wrote {len(written)} {args.format.upper()} file(s) to {args.out}")
-    return EXIT_OK
+    if node is None:
+        return EXIT_OK
+    from aimedx_desktop.engine.net.send import collect_files
+    from aimedx_desktop.net_cli import send_and_report
+
+    with _as_user_errors():
+        return send_and_report(collect_files(written), node, args.calling_aet, args.timeout)
+
+
+def _send_target(args: argparse.Namespace):
+    """The node of `convert --send`, checked before the slow conversion; None without --send."""
+    if args.send is None:
+        return None
+    if args.format != "dicom":
+        raise UserError("--send sends a DICOM series: add --format dicom")
+    from aimedx_desktop.engine.net.nodes import parse_node
+
+    return parse_node(args.send)
 
 
 def _refuse_existing_outputs(target_like: "Scan", args: argparse.Namespace) -> None:
@@ -287,4 +311,26 @@ class _as_user_errors:
         return False
 
 
-_COMMANDS = {"convert": _convert, "train": _train, "evaluate": _evaluate, "bench": _bench, "info": _info}
+def _network(run_name: str):
+    """The handler of a network command: net_cli's `run_name`, its errors as one line."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from aimedx_desktop import net_cli
+
+        with _as_user_errors():
+            return getattr(net_cli, run_name)(args)
+
+    return handler
+
+
+_COMMANDS = {
+    "convert": _convert,
+    "train": _train,
+    "evaluate": _evaluate,
+    "bench": _bench,
+    "info": _info,
+    "send": _network("run_send"),
+    "echo": _network("run_echo"),
+    "listen": _network("run_listen"),
+    "fetch": _network("run_fetch"),
+}

@@ -62,3 +62,17 @@ def ct_scan():
     positions = np.array([[0.0, 0.0, 2.5 * i] for i in range(5)])
     geometry = Geometry((0.8, 1.0), (1, 0, 0, 0, 1, 0), positions, 2.5)
     return Scan(voxels, Modality.CT, geometry, Provenance(("memory",), "test"), description="phantom")
+
+
+@pytest.fixture(scope="session")
+def synthetic_ge_series(tiny_bundle, bundled_samples, tmp_path_factory) -> list[Path]:
+    """The bundled GE head CT (28 slices) as synthetic MR by the tiny bundle, exported as DICOM."""
+    from aimedx_desktop.engine.intensity import prepare_source
+    from aimedx_desktop.engine.io import read_scan
+    from aimedx_desktop.engine.io.export import export_scan
+    from aimedx_desktop.engine.scan import Modality
+    from aimedx_desktop.engine.translator import Translator
+
+    source = prepare_source(read_scan(bundled_samples / "head_ct_ge"), tiny_bundle.contract)
+    synthetic = Translator(tiny_bundle, device="cpu").translate(source, Modality.MR)
+    return export_scan(synthetic, tmp_path_factory.mktemp("synthetic_ge"), fmt="dicom")

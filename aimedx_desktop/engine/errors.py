@@ -6,5 +6,6 @@ The CLI prints them as one line and the GUI shows them in a dialog; anything els
 from aimedx_desktop.engine.bundle import BundleError
 from aimedx_desktop.engine.io.errors import ScanReadError
 from aimedx_desktop.engine.io.export import ExportError
+from aimedx_desktop.engine.net.errors import NetworkError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (BundleError, ScanReadError, ExportError, ValueError, OSError)
+USER_ERRORS: tuple[type[BaseException], ...] = (BundleError, ScanReadError, ExportError, NetworkError, ValueError, OSError)

@@ -31,16 +31,20 @@ from PySide6.QtWidgets import (
 from aimedx_desktop import RESEARCH_USE_STATEMENT
 from aimedx_desktop.ui.jobs import ExportRequest
 
+NETWORK_STATEMENT = (
+    "The app opens no network connection unless you configure a DICOM node (File → DICOM nodes…) "
+    "and start an action that uses it: send, verify, search or retrieve."
+)
 FIRST_START_NOTICE = (
-    "AI-MEDX Desktop runs fully offline: your scans never leave this computer, and the app "
-    "sends no telemetry and makes no network connections.\n\n"
+    "AI-MEDX Desktop runs fully offline: your scans never leave this computer and the app "
+    f"sends no telemetry. {NETWORK_STATEMENT}\n\n"
     "It is for research and teaching use only. Synthetic images are produced by a neural "
     "network; they may look plausible and still be wrong. They are not for diagnosis."
 )
 ABOUT_TEXT = (
     "Offline MR↔CT synthesis with a CycleGAN.\n\n"
-    "Privacy: everything runs on this computer. No network connections, no telemetry, no "
-    f"uploads.\n\n{RESEARCH_USE_STATEMENT}"
+    "Privacy: everything runs on this computer. No telemetry, no uploads. "
+    f"{NETWORK_STATEMENT}\n\n{RESEARCH_USE_STATEMENT}"
 )
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 """DICOM files may have any name; these are the usual suffixes ("All files" offers the rest)."""

@@ -34,6 +34,7 @@ from aimedx_desktop import __version__
 from aimedx_desktop.engine.scan import Modality, Scan
 from aimedx_desktop.ui import jobs
 from aimedx_desktop.ui.dialogs import ABOUT_TEXT, Dialogs
+from aimedx_desktop.ui.network import NetworkUi
 from aimedx_desktop.ui.settings import AppSettings
 from aimedx_desktop.ui.viewer import SliceViewer
 from aimedx_desktop.ui.window_level import CT_PRESETS, Preset
@@ -66,6 +67,7 @@ class _Job:
     error_title: str
     subject: str
     on_abort: Callable[[], None] = lambda: None
+    cancelled_text: Callable[[], str] = lambda: "Cancelled"
 
 
 class MainWindow(QMainWindow):
@@ -111,6 +113,7 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self._build_actions()
+        self.net = NetworkUi(self)
         self._build_menus()
         self._build_toolbar()
         self._connect_worker()
@@ -171,6 +174,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addActions([self.export_png_action, self.export_dicom_action])
         file_menu.addSeparator()
+        file_menu.addActions([self.net.send_action, self.net.nodes_action])
+        file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
         view = bar.addMenu("&View")
@@ -179,7 +184,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.reset_window_action)
         view.addAction(self.reset_view_action)
         view.addSeparator()
-        view.addActions([self.link_action, self.overlay_action])
+        view.addActions([self.link_action, self.overlay_action, self.net.inbox_action])
         slices = view.addMenu("Slices")
         slices.addActions(self.navigation_actions)
 
@@ -258,6 +263,20 @@ class MainWindow(QMainWindow):
         self.dialogs.error("The conversion engine did not start", message)
 
     # --- jobs ---------------------------------------------------------------------------
+    def run_job(
+        self,
+        function: Callable[[Any], Any],
+        on_result: Callable[[Any], None],
+        error_title: str,
+        subject: str,
+        cancel: Any = None,
+        on_abort: Callable[[], None] = lambda: None,
+        cancelled_text: Callable[[], str] = lambda: "Cancelled",
+    ) -> bool:
+        """Run `function(context)` on the worker; on_result(value) when it succeeds, else on_abort()
+        and an error dialog (error_title, subject and the message) or the cancelled text."""
+        return self._run(function, _Job(on_result, error_title, subject, on_abort, cancelled_text), cancel)
+
     def _run(self, function: Callable[[Any], Any], job: _Job, cancel: Any = None) -> bool:
         if self.worker.busy:
             self.statusBar().showMessage("Busy: wait for the current job or cancel it", 4000)
@@ -294,7 +313,7 @@ class MainWindow(QMainWindow):
         if kind == "error":
             self.dialogs.error(job.error_title, f"{job.subject}\n\n{value}")
         elif kind == "cancelled":
-            self.statusBar().showMessage("Cancelled", 4000)
+            self.statusBar().showMessage(job.cancelled_text(), 8000)
         self._update_state()
 
     def cancel(self) -> None:
@@ -578,6 +597,7 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(busy and self.worker.cancellable)
         for action in (self.export_png_action, self.export_dicom_action):
             action.setEnabled(not busy and self.synthetic_scan is not None)
+        self.net.update_state(busy)
         source = self.source_modality()
         auto = "Auto" if self.source_scan is None else f"Auto ({self.source_scan.modality.value} → {self.source_scan.modality.other.value})"
         self.direction_box.setItemText(0, auto)

@@ -8,9 +8,13 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
+from aimedx_desktop.engine.net.errors import NetworkError
+from aimedx_desktop.engine.net.nodes import DEFAULT_AET, Node
+
 ORGANISATION = "AI-MEDX"
 APPLICATION = "AI-MEDX Desktop"
 MAX_RECENT = 10
+DEFAULT_INBOX = Path.home() / "AI-MEDX Inbox"
 
 
 def default_qsettings() -> QSettings:
@@ -100,3 +104,39 @@ class AppSettings:
     @overlays.setter
     def overlays(self, value: bool) -> None:
         self._set("overlays", bool(value))
+
+    @property
+    def nodes(self) -> list[Node]:
+        """The configured DICOM nodes; an entry that no longer parses is left out."""
+        try:
+            entries = json.loads(str(self.store.value("dicom_nodes", "[]")))
+        except json.JSONDecodeError:
+            return []
+        nodes = []
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                nodes.append(Node.from_dict(entry))
+            except (KeyError, TypeError, ValueError, NetworkError):
+                continue
+        return nodes
+
+    @nodes.setter
+    def nodes(self, nodes: list[Node]) -> None:
+        self._set("dicom_nodes", json.dumps([node.to_dict() for node in nodes]))
+
+    @property
+    def calling_aet(self) -> str:
+        return str(self.store.value("calling_aet", DEFAULT_AET))
+
+    @calling_aet.setter
+    def calling_aet(self, title: str) -> None:
+        self._set("calling_aet", title)
+
+    @property
+    def inbox(self) -> Path:
+        """The folder the Inbox lists (and `aimedx listen --inbox` should fill)."""
+        return Path(str(self.store.value("inbox", str(DEFAULT_INBOX))))
+
+    @inbox.setter
+    def inbox(self, folder: Path) -> None:
+        self._set("inbox", str(folder))
