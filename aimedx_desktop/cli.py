@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"), help="display window for PNG and DICOM")
     convert.add_argument("--deidentify", action="store_true", help="DICOM: PS3.15 basic de-identification")
     convert.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    convert.add_argument("--uncertainty", action="store_true",
+                         help="also write the model's uncertainty map as a series of its own (DICOM, or 16-bit PNG)")
     convert.add_argument("--send", metavar="AET@HOST:PORT", help="DICOM: then send the new series to this node")
     _add_model_option(convert)
     from aimedx_desktop.net_cli import add_network_commands, add_node_options
@@ -180,6 +182,8 @@ def _convert(args: argparse.Namespace) -> int:
         scan = prepare_source(scan, bundle.contract)
         for warning in scan.warnings:
             print(f"warning: {warning}", file=sys.stderr)
+        if args.uncertainty and not bundle.has_uncertainty:
+            raise UserError(f"--uncertainty: the model {bundle.name} {bundle.version} gives no uncertainty map")
         _refuse_existing_outputs(dataclasses.replace(scan, modality=target), args)
         translator = Translator(bundle, device=args.device)
         print(
@@ -197,6 +201,7 @@ def _convert(args: argparse.Namespace) -> int:
             deidentify=args.deidentify,
             overwrite=args.overwrite,
             progress=ProgressLine("writing   "),
+            uncertainty=args.uncertainty,
         )
     print(f"wrote {len(written)} {args.format.upper()} file(s) to {args.out}")
     if node is None:
@@ -223,7 +228,7 @@ def _refuse_existing_outputs(target_like: "Scan", args: argparse.Namespace) -> N
     """Fail before the slow translation, not after it, when outputs exist and --overwrite is absent."""
     from aimedx_desktop.engine.io.export import existing_targets
 
-    existing = existing_targets(target_like, args.out, args.format)
+    existing = existing_targets(target_like, args.out, args.format, args.uncertainty)
     if existing and not args.overwrite:
         raise UserError(f"{len(existing)} output file(s) exist already, e.g. {existing[0]}; pass --overwrite to replace them")
 

@@ -4,6 +4,11 @@ Formats: "png" (one file per slice, 8-bit as displayed or 16-bit full range) and
 derived series). File names come only from the target modality and the slice number, never
 from patient data: synthetic_ct_0001.png, synthetic_mr_0001.dcm, ...
 
+With `uncertainty`, the model's uncertainty map goes beside it as a series of its own:
+synthetic_ct_uncertainty_0001.dcm (a second derived series labelled "UNCERTAINTY of SYNTHETIC
+CT", same study, frame of reference and geometry, each instance referencing its synthetic
+image) or a 16-bit PNG whose text chunks give the units.
+
 Nothing is lost: existing files are replaced only with `overwrite`, a source file never, and
 every file is written under a temporary name and renamed only once the whole series is written,
 so a failed or cancelled export leaves the folder as it was.
@@ -11,6 +16,7 @@ so a failed or cancelled export leaves the folder as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -31,18 +37,36 @@ class ExportError(Exception):
     """An export that cannot be done; the message names the file or folder and the reason."""
 
 
-def planned_paths(scan: Scan, out_dir: str | Path, fmt: str) -> list[Path]:
-    """The files export_scan(scan, out_dir, fmt) would write, in slice order."""
+UNCERTAINTY = "uncertainty"
+
+
+def planned_paths(scan: Scan, out_dir: str | Path, fmt: str, output: str | None = None) -> list[Path]:
+    """The files one series of `scan` is written to, in slice order: its own output (the image,
+    or the map it holds), or the named `output`."""
     extension = _extension(fmt)
     width = max(4, len(str(scan.n_slices)))
     stem = f"synthetic_{scan.modality.value.lower()}"
+    output = output or scan.provenance.output
+    if output != "image":
+        stem += f"_{output}"
     return [Path(out_dir) / f"{stem}_{i:0{width}d}.{extension}" for i in range(1, scan.n_slices + 1)]
 
 
-def existing_targets(scan: Scan, out_dir: str | Path, fmt: str) -> list[Path]:
-    """The files of planned_paths(scan, out_dir, fmt) that exist already: what an export would
-    replace (with overwrite=True) or refuse to write over (without)."""
-    return [path for path in planned_paths(scan, out_dir, fmt) if path.exists()]
+def exported_series(scan: Scan, uncertainty: bool = False) -> list[Scan]:
+    """The series an export of `scan` writes: the synthetic image, then its uncertainty map."""
+    if not uncertainty:
+        return [scan]
+    if UNCERTAINTY not in scan.maps:
+        raise ExportError("this model gives no uncertainty map, so none can be exported")
+    return [scan, scan.map_scan(UNCERTAINTY)]
+
+
+def existing_targets(scan: Scan, out_dir: str | Path, fmt: str, uncertainty: bool = False) -> list[Path]:
+    """The files an export would write that exist already: what it would replace (with
+    overwrite=True) or refuse to write over (without). `scan` may be the source, before
+    translation: only its shape and the target modality count."""
+    outputs = ["image", UNCERTAINTY] if uncertainty else ["image"]
+    return [path for output in outputs for path in planned_paths(scan, out_dir, fmt, output) if path.exists()]
 
 
 def export_scan(
@@ -55,6 +79,7 @@ def export_scan(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: CancelToken | None = None,
+    uncertainty: bool = False,
 ) -> list[Path]:
     """Write `scan` (synthetic) to `out_dir` as PNG or DICOM; returns the files written.
 
@@ -64,10 +89,11 @@ def export_scan(
         Window Center/Width.
     bits: PNG only, 8 (windowed) or 16 (full range).
     deidentify: DICOM only, the PS3.15 Basic Profile (see deidentify.py).
+    uncertainty: also write the uncertainty map (16-bit for PNG), in the same all-or-nothing step.
     Raises ExportError for anything that goes wrong (named file and one-line reason; nothing is
     left behind), Cancelled when `cancel` fires.
     """
-    paths = planned_paths(scan, out_dir, fmt)
+    _extension(fmt)
     if not scan.is_synthetic:
         raise ExportError("only synthetic scans are exported: this scan was not produced by a model")
     if bits not in (8, 16):
@@ -75,28 +101,33 @@ def export_scan(
     window = window if window is not None else default_window(scan)
     if not window[1] > 0:
         raise ExportError(f"the window width must be positive, not {window[1]:g}")
+    series = exported_series(scan, uncertainty)
     out_dir = Path(out_dir)
-    _check_targets(scan, out_dir, fmt, overwrite)
+    _check_targets(scan, out_dir, fmt, overwrite, uncertainty)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise ExportError(f"cannot write to {out_dir}: it is a file, not a folder") from None
     except OSError as error:
         raise ExportError(f"cannot create the folder {out_dir}: {os_error_reason(error)}") from None
+    total = sum(one.n_slices for one in series)
     current = out_dir  # what a failure is reported against: the folder, then each file in turn
     try:
         with staged_files() as staged:
-            if fmt == "png":
-                writer: PngSeriesWriter | DicomSeriesWriter = PngSeriesWriter(scan, tuple(window), bits)
-            else:
-                writer = DicomSeriesWriter(scan, tuple(window), postprocess=Deidentifier() if deidentify else None)
-            for index, path in enumerate(paths):
-                current = path
-                if cancel is not None:
-                    cancel.raise_if_cancelled()
-                staged.stage(path, functools.partial(writer.write, index))
-                if progress is not None:
-                    progress(index + 1, len(paths))
+            deidentifier = Deidentifier() if deidentify else None  # one UID mapping for every series
+            image_headers = None
+            for one in series:
+                writer = _writer(one, fmt, window if one is scan else default_window(one), bits if one is scan else 16,
+                                 deidentifier, image_headers)
+                for index, path in enumerate(planned_paths(one, out_dir, fmt)):
+                    current = path
+                    if cancel is not None:
+                        cancel.raise_if_cancelled()
+                    staged.stage(path, functools.partial(writer.write, index))
+                    if progress is not None:
+                        progress(len(staged.paths), total)
+                if isinstance(writer, DicomSeriesWriter):
+                    image_headers = writer.headers
             return staged.commit(overwrite)
     except OSError as error:
         raise ExportError(f"cannot write {error.filename or out_dir}: {os_error_reason(error)}") from None
@@ -107,6 +138,22 @@ def export_scan(
         raise ExportError(f"{current}: cannot build the file ({reason})") from error
 
 
+def _writer(
+    scan: Scan,
+    fmt: str,
+    window: tuple[float, float],
+    bits: int,
+    deidentifier: Deidentifier | None,
+    image_headers: list | None,
+) -> PngSeriesWriter | DicomSeriesWriter:
+    """The writer of one series; a map's DICOM series derives from the image series' instances."""
+    if fmt == "png":
+        return PngSeriesWriter(scan, tuple(window), bits)
+    if image_headers is not None:
+        scan = dataclasses.replace(scan, dicom_headers=image_headers)
+    return DicomSeriesWriter(scan, tuple(window), postprocess=deidentifier)
+
+
 def _extension(fmt: str) -> str:
     try:
         return FORMATS[fmt]
@@ -114,9 +161,9 @@ def _extension(fmt: str) -> str:
         raise ExportError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}") from None
 
 
-def _check_targets(scan: Scan, out_dir: Path, fmt: str, overwrite: bool) -> None:
+def _check_targets(scan: Scan, out_dir: Path, fmt: str, overwrite: bool, uncertainty: bool) -> None:
     """Never write over a source file; over any other existing file only with `overwrite`."""
-    existing = existing_targets(scan, out_dir, fmt)
+    existing = existing_targets(scan, out_dir, fmt, uncertainty)
     sources = {Path(p).resolve() for p in scan.provenance.source_paths}
     for path in existing:
         if path.resolve() in sources:
