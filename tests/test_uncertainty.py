@@ -14,25 +14,14 @@ from PIL import Image
 
 from aimedx_desktop.cli import main
 from aimedx_desktop.engine import metrics
-from aimedx_desktop.engine.bundle import UNCERTAINTY, load_bundle, new_bundle, save_bundle, uncertainty_card
+from aimedx_desktop.engine.bundle import UNCERTAINTY, load_bundle, uncertainty_card
 from aimedx_desktop.engine.datasets import paired_slices
 from aimedx_desktop.engine.evaluation import calibrate_uncertainty, evaluate
-from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
 from aimedx_desktop.engine.io import read_scan
 from aimedx_desktop.engine.io.export import ExportError, export_scan
-from aimedx_desktop.engine.networks import GeneratorConfig
 from aimedx_desktop.engine.scan import Modality
 from aimedx_desktop.engine.translator import Translator
 from test_export_dicom import assert_valid
-
-CONTRACT = IntensityContract(CTContract(-40.0, 150.0), MRContract(0.0, 99.5))
-
-
-@pytest.fixture(scope="module")
-def uncertain_bundle_dir(tmp_path_factory) -> Path:
-    bundle = new_bundle("tiny-uncertain", GeneratorConfig(ngf=4, n_blocks=1, uncertainty=True), CONTRACT, image_size=64)
-    return save_bundle(bundle, tmp_path_factory.mktemp("models") / "uncertain")
-
 
 def test_spearman_and_auroc_against_hand_computed_values():
     x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])

@@ -15,6 +15,10 @@ from typing import Any
 import numpy as np
 
 
+UNCERTAINTY = "uncertainty"
+"""The name of a synthetic scan's uncertainty map in Scan.maps (and of the model output behind it)."""
+
+
 class Modality(str, Enum):
     """The two imaging modalities the product translates between."""
 

@@ -27,7 +27,7 @@ from aimedx_desktop.engine.io.atomic import os_error_reason, staged_files
 from aimedx_desktop.engine.io.deidentify import Deidentifier
 from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
 from aimedx_desktop.engine.io.png_writer import PngSeriesWriter
-from aimedx_desktop.engine.scan import Scan
+from aimedx_desktop.engine.scan import UNCERTAINTY, Scan
 
 FORMATS = {"png": "png", "dicom": "dcm"}
 """Export format → file extension."""
@@ -35,9 +35,6 @@ FORMATS = {"png": "png", "dicom": "dcm"}
 
 class ExportError(Exception):
     """An export that cannot be done; the message names the file or folder and the reason."""
-
-
-UNCERTAINTY = "uncertainty"
 
 
 def planned_paths(scan: Scan, out_dir: str | Path, fmt: str, output: str | None = None) -> list[Path]:
