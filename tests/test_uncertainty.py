@@ -162,3 +162,17 @@ def test_convert_uncertainty_cli_end_to_end(tmp_path, uncertain_bundle_dir, bund
     assert main(["convert", str(nifti), "--input-modality", "mr", "--out", str(tmp_path / "o"), "--uncertainty",
                  "--model", str(uncertain_bundle_dir), "--format", "png"]) == 0
     assert len(list((tmp_path / "o").glob("synthetic_ct_uncertainty_*.png"))) == len(list((tmp_path / "o").glob("synthetic_ct_0*.png")))
+
+
+def test_the_benchmark_times_the_same_image_weights_without_the_head(uncertain_bundle_dir):
+    from aimedx_desktop.engine.benchmark import image_only
+
+    bundle = load_bundle(uncertain_bundle_dir)
+    plain = image_only(bundle)
+    assert not plain.has_uncertainty and bundle.has_uncertainty
+    x = torch.rand(1, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        both = bundle.generators["mr2ct"](x)
+        image = plain.generators["mr2ct"](x)
+    assert both.shape[1] == 2 and image.shape[1] == 1
+    torch.testing.assert_close(image, both[:, :1])
