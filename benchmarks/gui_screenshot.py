@@ -3,7 +3,7 @@
 Run under a real (virtual) display, not offscreen:
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/gui_screenshot.py \
-        [--input ../shared/data/head_ct_ge] [--model BUNDLE] [--out docs/screenshot.png]
+        [--input ../shared/data/head_ct_ge] [--model BUNDLE] [--uncertainty] [--out docs/screenshot.png]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="model bundle (default: the bundled default model)")
     parser.add_argument("--slice", type=int, help="slice index to show (default: the middle)")
     parser.add_argument("--preset", default="1", help="CT window preset key for the CT pane(s)")
+    parser.add_argument("--uncertainty", action="store_true", help="show the uncertainty overlay (key U)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     args = parser.parse_args()
     app = application()
@@ -58,6 +59,9 @@ def main() -> None:
     for preset in window.preset_actions:
         if preset.shortcut().toString() == args.preset:
             preset.trigger()
+    if args.uncertainty:
+        window.uncertainty_action.trigger()
+        viewer = window.synthetic_viewer
     rows, cols = window.source_scan.shape[1:]
     viewer.cursorMoved.emit(rows * 0.45, cols * 0.55)
     shot: list = []

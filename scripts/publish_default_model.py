@@ -1,25 +1,44 @@
 """Publish a finished training run as the bundled default model, with its descriptive card.
 
-    python scripts/publish_default_model.py RUN_DIR [--dest resources/models/default]
+    python scripts/publish_default_model.py RUN_DIR --folds FOLD_RESULT.json... \
+        [--calibrated-like FOLD_BUNDLE] [--dest resources/models/default]
 
-The run's own card already holds the architecture, intensity contract, exact training command
-and data summary; this adds what a reader of the card needs besides: the data and its licence,
-the patient split, the MR sequences it knows, the HU calibration and its limits, and intended
-use. Validation metrics are added afterwards by `aimedx evaluate … --record` (see the README).
+The run's own card already holds the architecture, intensity contract, outputs, exact training
+command (paths relative to the data root) and data summary. This adds what a reader needs
+besides: the data and its licence, the MR sequences it knows, the HU calibration and its limits,
+intended use, and — because the shipped model was trained on every patient there is — its
+validation by cross-validation: the `result.json` of each fold of benchmarks/recipe_sweep.py
+(models trained with the same recipe without the held-out patients, scored on them). Their mean
+becomes the card's `metrics` (what `aimedx info` prints) and each fold is kept with its
+per-patient numbers under `cross_validation`.
+
+The uncertainty calibration, likewise, can only be fitted on patients a model has not seen: it
+is copied from `--calibrated-like`, a fold model of the same recipe calibrated on its held-out
+patients (`aimedx evaluate --calibrate`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 from pathlib import Path
+from typing import Any
 
-from aimedx_desktop.engine.bundle import load_bundle, save_bundle
+import numpy as np
+
+from aimedx_desktop.engine.bundle import load_bundle, save_bundle, uncertainty_card
+from aimedx_desktop.engine.scan import UNCERTAINTY
 from aimedx_desktop.resources import models_dir
+
+DIRECTIONS = ("mr2ct", "ct2mr")
+ATLAS_SLICE = re.compile(r"^(\d+)\d{3}\.png")
 
 CARD_NOTES = {
     "summary": (
-        "MR↔CT CycleGAN for axial brain slices at 256×256: a compact ResNet generator "
-        "(16 filters, 9 residual blocks) chosen to run in well under 150 ms per slice on a 2-core CPU."
+        "MR↔CT for axial brain slices at 256×256: a hybrid paired + unpaired CycleGAN with compact ResNet "
+        "generators (16 filters, 9 residual blocks, resize-convolution upsampling) that run in well under 150 ms "
+        "per slice on a 2-core CPU, each with a per-pixel uncertainty output."
     ),
     "intended_use": (
         "Research and teaching only: demonstrating MR→synthetic CT and CT→synthetic MR on axial head "
@@ -31,22 +50,15 @@ CARD_NOTES = {
     ),
     "data": {
         "source": "Harvard Whole Brain Atlas slices as collected for image-fusion research (aanlib_brain)",
-        "images": "256×256 8-bit PNG axial slices, CT and MR roughly co-registered per slice",
-        "training_patients": ["2", "20", "21", "28", "32", "33", "34"],
-        "validation_patients": ["16"],
-        "split": "by patient; training used the two sides unpaired (shuffled independently)",
-        "slices_skipped": "slices with under 10 % foreground after normalisation",
+        "images": "256×256 8-bit PNG axial slices, CT and MR roughly (not perfectly) co-registered per slice",
+        "training_patients": ["2", "16", "20", "21", "28", "32", "33", "34"],
+        "validation": "cross-validation by patient (see cross_validation): no model is scored on a patient it saw",
+        "pairs": "slices with the same file name are pairs; the supervised term counts only where both images agree "
+                 "on head versus background",
     },
     "mr_sequences": (
-        "Trained on mostly T2-weighted MR (some proton-density and FLAIR). T1-weighted, contrast-enhanced "
-        "or skull-stripped input is outside its training data and gives less faithful synthetic CT."
-    ),
-    "limitations": (
-        "A small demonstration model: 36 epochs (about 4,500 iterations) on ~120 unpaired slices from "
-        "7 patients, trained on a 2-core CPU. On the held-out patient its synthetic CT reproduces the "
-        "head outline and a bright skull but keeps much of the MR's soft-tissue contrast (CSF that is "
-        "bright on T2 stays bright), and its scores are below the mean-image baseline (see metrics). "
-        "Use it to demonstrate the workflow, not as a faithful synthesis."
+        "Trained on mostly T2-weighted MR with skull and scalp (some proton-density and FLAIR). T1-weighted, "
+        "contrast-enhanced or skull-stripped input is outside its training data and gives less faithful synthetic CT."
     ),
     "calibration": {
         "ct_window_hu": [-40.0, 150.0],
@@ -59,25 +71,98 @@ CARD_NOTES = {
         ),
         "limits": (
             "Synthetic CT is in HU only inside [-40, 150] HU: air, fat and bone are clipped to the window's "
-            "ends, so it cannot show bone density or air/fat boundaries. Per-patient brain peaks in the "
-            "atlas vary from 85 to 154 gray levels (the exports were not uniform), so absolute HU carry an "
-            "uncertainty of roughly ±25 HU. Real HU CT fed to CT→MR is windowed the same way."
+            "ends, so it cannot show bone density or air/fat boundaries. Per-patient brain levels in the "
+            "atlas vary from about 26 to 83 HU on this calibration (the exports were not uniform), so absolute "
+            "HU carry an uncertainty of roughly ±25 HU. Real HU CT fed to CT→MR is windowed the same way."
         ),
     },
 }
 
 
+def per_patient(evaluation: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """direction → patient → mean of each metric over that patient's slices."""
+    grouped: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for row in evaluation["per_slice"]:
+        patient = ATLAS_SLICE.match(row["slice"]).group(1)
+        grouped.setdefault(row["direction"], {}).setdefault(patient, []).append(row)
+    metrics = [k for k in evaluation["per_slice"][0] if k not in ("direction", "slice")]
+    return {
+        direction: {p: {m: round(float(np.mean([r[m] for r in rows])), 4) for m in metrics} for p, rows in patients.items()}
+        for direction, patients in grouped.items()
+    }
+
+
+def fold_entry(result: dict[str, Any], with_uncertainty: bool) -> dict[str, Any]:
+    evaluation = result["eval"]
+    entry = {
+        "held_out": result["fold"],
+        "training_seconds": round(result["train_seconds"]),
+        "per_patient": per_patient(evaluation),
+        "model": {d: {k: v for k, v in evaluation[d].items() if k != "uncertainty"} for d in DIRECTIONS},
+        "baselines": evaluation["baselines"],
+    }
+    if with_uncertainty:
+        entry["uncertainty"] = {d: evaluation[d].get("uncertainty") for d in DIRECTIONS}
+        entry["coverage_calibrated_on_the_other_patient"] = result.get("coverage", {})
+    return entry
+
+
+def mean_over_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The folds' numbers averaged over patients (each patient once), in evaluate's result shape."""
+    result: dict[str, Any] = {"baselines": {}}
+    for direction in DIRECTIONS:
+        patients = [p for fold in folds for p in fold["per_patient"][direction].values()]
+        result[direction] = {m: float(np.mean([p[m] for p in patients])) for m in patients[0]}
+        result[direction]["n"] = sum(fold["model"][direction]["n"] for fold in folds)
+        uncertainties = [fold["uncertainty"][direction] for fold in folds if fold.get("uncertainty")]
+        if uncertainties:
+            coverage = [c[direction] for fold in folds for c in fold.get("coverage_calibrated_on_the_other_patient", {}).values()]
+            result[direction]["uncertainty"] = {
+                "spearman": float(np.mean([u["spearman"] for u in uncertainties])),
+                "auroc_worst10": float(np.mean([u["auroc_worst10"] for u in uncertainties])),
+                "coverage": float(np.mean(coverage)),
+                "nominal": uncertainties[0]["nominal"],
+            }
+        result["baselines"][direction] = {
+            name: {m: float(np.mean([f["baselines"][direction][name][m] for f in folds])) for m in folds[0]["baselines"][direction][name]}
+            for name in folds[0]["baselines"][direction]
+        }
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="training run folder (with bundle/)")
+    parser.add_argument("--folds", nargs="+", type=Path, required=True, help="result.json of each cross-validation fold")
+    parser.add_argument("--uncertainty-folds", nargs="*", type=Path, default=[],
+                        help="the folds (of --folds) whose uncertainty head is the shipped design")
+    parser.add_argument("--calibrated-like", type=Path, help="a fold bundle calibrated on its held-out patients")
     parser.add_argument("--dest", type=Path, default=models_dir() / "default")
     args = parser.parse_args()
     bundle = load_bundle(args.run / "bundle")
     bundle.card.update(CARD_NOTES)
-    bundle.card["training"]["inputs"] = {
-        side: [Path(p).name for p in paths] if isinstance(paths, list) else paths
-        for side, paths in bundle.card["training"]["inputs"].items()
+    results = [json.loads(path.read_text()) for path in args.folds]
+    uncertainty_paths = {path.resolve() for path in args.uncertainty_folds}
+    folds = [fold_entry(r, path.resolve() in uncertainty_paths) for r, path in zip(results, args.folds)]
+    recipe = {r["recipe"] for r in results}
+    bundle.card["cross_validation"] = {"recipe": sorted(recipe), "folds": folds}
+    patients = sorted({p for f in folds for p in f["held_out"]}, key=int)
+    bundle.card["metrics"] = {
+        "command": f"cross-validation: models trained with this recipe without patients {', '.join(patients)}, "
+                   "scored on them with aimedx evaluate (benchmarks/recipe_sweep.py)",
+        "pairs": sum(f["model"]["mr2ct"]["n"] for f in folds),
+        "units": results[0]["eval"]["units"],
+        **mean_over_folds(folds),
     }
+    if args.calibrated_like is not None and bundle.has_uncertainty:
+        reference = load_bundle(args.calibrated_like).card["outputs"][UNCERTAINTY]["calibration"]
+        held_out = sorted({p for f in folds if "uncertainty" in f for p in f["held_out"]}, key=int)
+        bundle.card["outputs"][UNCERTAINTY] = uncertainty_card(
+            dict(reference["scale"]),
+            reference["nominal_coverage"],
+            f"a cross-validation model of the same recipe, calibrated on patients {', '.join(held_out)} that it had "
+            "not seen; the shipped model saw every patient, so its own errors cannot be measured here",
+        )
     print(f"published {save_bundle(bundle, args.dest)}")
 
 
