@@ -497,13 +497,15 @@ class MainWindow(QMainWindow):
         request = self.dialogs.export_options(fmt, (window.centre, window.width), self.settings.last_dir)
         if request is None:
             return False
-        from aimedx_desktop.engine.io.export import existing_targets
+        from aimedx_desktop.engine.errors import USER_ERRORS
+        from aimedx_desktop.engine.io.output import check_output, existing_targets
 
-        try:
-            existing = existing_targets(scan, request.out_dir, request.fmt)
-        except jobs.user_error_types() as error:  # e.g. an unknown format, an unreadable folder
+        try:  # at once, not after the user waited for the job: a file, read-only, the source folder…
+            check_output(scan, request.out_dir, request.fmt, overwrite=True, bits=request.bits)
+        except USER_ERRORS as error:
             self.dialogs.error("Export failed", f"{request.out_dir}\n\n{error}")
             return False
+        existing = existing_targets(scan, request.out_dir, request.fmt)
         if existing and not self.dialogs.confirm_overwrite(existing):
             return False
         overwrite = bool(existing)

@@ -15,34 +15,15 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from aimedx_desktop.engine.cancel import CancelToken, Cancelled
+from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.intensity import default_window
-from aimedx_desktop.engine.io.atomic import os_error_reason, staged_files
+from aimedx_desktop.engine.io.atomic import staged_files
 from aimedx_desktop.engine.io.deidentify import Deidentifier
 from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
+from aimedx_desktop.engine.io.errors import ExportError, os_error_reason
+from aimedx_desktop.engine.io.output import check_output, planned_paths
 from aimedx_desktop.engine.io.png_writer import PngSeriesWriter
 from aimedx_desktop.engine.scan import Scan
-
-FORMATS = {"png": "png", "dicom": "dcm"}
-"""Export format → file extension."""
-
-
-class ExportError(Exception):
-    """An export that cannot be done; the message names the file or folder and the reason."""
-
-
-def planned_paths(scan: Scan, out_dir: str | Path, fmt: str) -> list[Path]:
-    """The files export_scan(scan, out_dir, fmt) would write, in slice order."""
-    extension = _extension(fmt)
-    width = max(4, len(str(scan.n_slices)))
-    stem = f"synthetic_{scan.modality.value.lower()}"
-    return [Path(out_dir) / f"{stem}_{i:0{width}d}.{extension}" for i in range(1, scan.n_slices + 1)]
-
-
-def existing_targets(scan: Scan, out_dir: str | Path, fmt: str) -> list[Path]:
-    """The files of planned_paths(scan, out_dir, fmt) that exist already: what an export would
-    replace (with overwrite=True) or refuse to write over (without)."""
-    return [path for path in planned_paths(scan, out_dir, fmt) if path.exists()]
 
 
 def export_scan(
@@ -64,8 +45,9 @@ def export_scan(
         Window Center/Width.
     bits: PNG only, 8 (windowed) or 16 (full range).
     deidentify: DICOM only, the PS3.15 Basic Profile (see deidentify.py).
-    Raises ExportError for anything that goes wrong (named file and one-line reason; nothing is
-    left behind), Cancelled when `cancel` fires.
+    Raises ExportError, naming the file and the reason, for what the user can fix (checked
+    before anything is written: see output.check_output; or the disk failing while writing),
+    Cancelled when `cancel` fires. Whatever goes wrong, nothing is left behind.
     """
     paths = planned_paths(scan, out_dir, fmt)
     if not scan.is_synthetic:
@@ -76,11 +58,9 @@ def export_scan(
     if not window[1] > 0:
         raise ExportError(f"the window width must be positive, not {window[1]:g}")
     out_dir = Path(out_dir)
-    _check_targets(scan, out_dir, fmt, overwrite)
+    check_output(scan, out_dir, fmt, overwrite, bits)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ExportError(f"cannot write to {out_dir}: it is a file, not a folder") from None
     except OSError as error:
         raise ExportError(f"cannot create the folder {out_dir}: {os_error_reason(error)}") from None
     current = out_dir  # what a failure is reported against: the folder, then each file in turn
@@ -99,30 +79,4 @@ def export_scan(
                     progress(index + 1, len(paths))
             return staged.commit(overwrite)
     except OSError as error:
-        raise ExportError(f"cannot write {error.filename or out_dir}: {os_error_reason(error)}") from None
-    except Cancelled:
-        raise
-    except Exception as error:  # a bug or a source header we did not foresee: still one clear line
-        reason = " ".join(f"{type(error).__name__}: {error}".split())
-        raise ExportError(f"{current}: cannot build the file ({reason})") from error
-
-
-def _extension(fmt: str) -> str:
-    try:
-        return FORMATS[fmt]
-    except KeyError:
-        raise ExportError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}") from None
-
-
-def _check_targets(scan: Scan, out_dir: Path, fmt: str, overwrite: bool) -> None:
-    """Never write over a source file; over any other existing file only with `overwrite`."""
-    existing = existing_targets(scan, out_dir, fmt)
-    sources = {Path(p).resolve() for p in scan.provenance.source_paths}
-    for path in existing:
-        if path.resolve() in sources:
-            raise ExportError(f"refusing to write {path}: it is one of the source files")
-    if existing and not overwrite:
-        what = f"{existing[0]} already exists"
-        if len(existing) > 1:
-            what = f"{existing[0]} and {len(existing) - 1} more file(s) already exist"
-        raise ExportError(f"{what}; choose another folder or allow overwriting (--overwrite)")
+        raise ExportError(f"cannot write {error.filename or current}: {os_error_reason(error)}") from None
