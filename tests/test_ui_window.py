@@ -328,6 +328,33 @@ def test_presets_and_drag_change_the_levels_not_the_data(qtbot, window, monkeypa
     np.testing.assert_array_equal(ct_scan.voxels, before)
 
 
+def test_the_preset_picker_shows_the_active_window(qtbot, window, monkeypatch, ct_scan):
+    box = window.preset_box
+    assert box.currentText() == "Preset…"
+    open_in_memory(qtbot, window, monkeypatch, ct_scan)
+    assert box.currentText() == "1  Brain 40/80"  # CT opens on the brain window
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_4)
+    assert box.currentText() == "4  Bone 400/1800"
+    window.source_viewer.set_window(Window(123, 456))  # as a drag or the C/W fields do
+    assert box.currentText() == "Custom"
+    box.activated.emit(6)  # the toolbar's own choice: Lung
+    assert window.source_viewer.window == CT_PRESETS[5].window and box.currentText() == "6  Lung -600/1500"
+    qtbot.keyClick(window, Qt.Key.Key_0)
+    assert box.currentText() == "1  Brain 40/80"  # the automatic window of CT in HU is the brain window
+
+
+def test_the_preset_picker_says_auto_for_the_automatic_window_of_mr(qtbot, window, monkeypatch, ct_scan):
+    mr = dataclasses.replace(ct_scan, modality=Modality.MR)
+    open_in_memory(qtbot, window, monkeypatch, mr)
+    assert window.preset_box.currentText() == "0  Auto / reset"
+    window.source_viewer.set_window(Window(10, 20))
+    assert window.preset_box.currentText() == "Custom"
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_0)
+    assert window.preset_box.currentText() == "0  Auto / reset"
+
+
 def test_keyboard_slice_navigation(qtbot, window, monkeypatch, ct_scan):
     open_in_memory(qtbot, window, monkeypatch, ct_scan)
     viewer = window.source_viewer
