@@ -155,6 +155,12 @@ def _run(handler, args: argparse.Namespace) -> int:
 
 
 def _open_gui(argv: list[str]) -> int:
+    from aimedx_desktop.desktop_check import problem
+
+    missing = problem()
+    if missing is not None:  # before Qt, which would abort with a misleading message
+        print(missing, file=sys.stderr)
+        return EXIT_ERROR
     try:
         from aimedx_desktop.ui.app import run_app
     except ImportError as error:
