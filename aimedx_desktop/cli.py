@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"), help="display window for PNG and DICOM")
     convert.add_argument("--deidentify", action="store_true", help="DICOM: PS3.15 basic de-identification")
     convert.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    convert.add_argument("--uncertainty", action="store_true",
+                         help="also write the model's uncertainty map as a series of its own (DICOM, or 16-bit PNG)")
     convert.add_argument("--send", metavar="AET@HOST:PORT", help="DICOM: then send the new series to this node")
     _add_model_option(convert)
     from aimedx_desktop.net_cli import add_network_commands, add_node_options

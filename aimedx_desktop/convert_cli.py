@@ -30,7 +30,10 @@ def run_convert(args: argparse.Namespace) -> int:
     scan = prepare_source(source_as_target_allows(scan, target, args), bundle.contract)
     for warning in scan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    check_output(dataclasses.replace(scan, modality=target), args.out, args.format, args.overwrite, args.bits)
+    if args.uncertainty and not bundle.has_uncertainty:
+        raise UserError(f"--uncertainty: the model {bundle.name} {bundle.version} gives no uncertainty map")
+    target_like = dataclasses.replace(scan, modality=target)
+    check_output(target_like, args.out, args.format, args.overwrite, args.bits, args.uncertainty)
     print(
         f"{scan.modality.value} → {target.value}: {scan.n_slices} slice(s) of {args.input} "
         f"with {bundle.name} {bundle.version} on {translator.device}",
@@ -46,6 +49,7 @@ def run_convert(args: argparse.Namespace) -> int:
         deidentify=args.deidentify,
         overwrite=args.overwrite,
         progress=ProgressLine("writing   "),
+        uncertainty=args.uncertainty,
     )
     print(f"wrote {len(written)} {args.format.upper()} file(s) to {args.out}")
     if node is None:

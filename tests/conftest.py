@@ -50,6 +50,18 @@ def tiny_bundle_dir(tiny_bundle, tmp_path_factory) -> Path:
     return save_bundle(tiny_bundle, tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def uncertain_bundle_dir(tmp_path_factory) -> Path:
+    """A tiny bundle whose generators also give an uncertainty map (random weights)."""
+    from aimedx_desktop.engine.bundle import new_bundle, save_bundle
+    from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
+    from aimedx_desktop.engine.networks import GeneratorConfig
+
+    contract = IntensityContract(CTContract(-40.0, 150.0), MRContract(0.0, 99.5))
+    bundle = new_bundle("tiny-uncertain", GeneratorConfig(ngf=4, n_blocks=1, uncertainty=True), contract, image_size=64)
+    return save_bundle(bundle, tmp_path_factory.mktemp("models") / "uncertain")
+
+
 @pytest.fixture
 def ct_scan():
     """A 5-slice synthetic head-like CT in HU: air, a skull ring and brain."""

@@ -314,3 +314,48 @@ def test_a_png_export_does_not_import_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["2", "False"]
+
+
+@pytest.mark.parametrize("mode, checkerboard", [("transpose", True), ("resize", False)])
+def test_resize_upsampling_cannot_make_a_checkerboard(mode, checkerboard):
+    """A flat input upsampled by a stride-2 transposed convolution comes out with a period-2
+    pattern (uneven kernel overlap, Odena et al. 2016); nearest resize + convolution stays flat."""
+    from aimedx_desktop.engine.networks import _upsample
+
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(*_upsample(8, 4, mode))
+    with torch.no_grad():
+        out = layer(torch.ones(1, 8, 16, 16))[0, :, 4:-4, 4:-4]  # the interior, away from the padding
+    even, odd = out[:, 0::2, 0::2], out[:, 1::2, 1::2]
+    assert bool((even - odd).abs().max() > 1e-3) is checkerboard
+    assert bool(out.std(dim=(1, 2)).max() > 1e-3) is checkerboard
+
+
+def test_a_format_1_bundle_still_loads_and_translates(tmp_path, ct_scan):
+    """aimedx-brain 1.0.0 stored one `model` Sequential per generator and no architecture name."""
+    import json
+
+    from aimedx_desktop.engine.bundle import load_bundle
+    from aimedx_desktop.engine.networks import build_generator
+
+    config = GeneratorConfig(ngf=4, n_blocks=1)
+    reference = build_generator(config).eval()
+    flat = {}
+    for index, layer in enumerate([*reference.features, *reference.image_head]):
+        for key, value in layer.state_dict().items():
+            flat[f"model.{index}.{key}"] = value
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    torch.save({"mr2ct": flat, "ct2mr": flat}, folder / "weights.pt")
+    arch = {"in_channels": 1, "out_channels": 1, "ngf": 4, "n_blocks": 1, "n_downsampling": 2}
+    card = {"format": "aimedx-bundle", "format_version": 1, "name": "old", "version": "1.0.0", "image_size": 64,
+            "architecture": {"generator": arch},
+            "intensity": {"ct": {"lo_hu": -40, "hi_hu": 150}, "mr": {"p_lo": 0, "p_hi": 99.5}}}
+    (folder / "model_card.json").write_text(json.dumps(card))
+    bundle = load_bundle(folder)
+    assert bundle.generator_config.name == "resnet" and bundle.generator_config.upsampling == "transpose"
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(bundle.generators["mr2ct"](x), reference(x))
+    assert not bundle.has_uncertainty
+    assert Translator(bundle, device="cpu").translate(ct_scan).maps == {}

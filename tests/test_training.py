@@ -182,3 +182,88 @@ def test_tiny_run_on_real_atlas_slices(shared_data, tmp_path):
     rows = list(csv.DictReader((tmp_path / "run" / "losses.csv").open()))
     assert float(rows[-1]["cycle"]) < float(rows[0]["cycle"])
     assert load_bundle(tmp_path / "run" / "bundle").card["training"]["data"]["ct"]["slices"] >= 10
+
+
+def _slice_set(images: list[np.ndarray], names: list[str]):
+    from aimedx_desktop.engine.datasets import SliceSet
+
+    return SliceSet([i.astype(np.float32) for i in images], [f"{n}[0]" for n in names], [i.shape for i in images], 0)
+
+
+def test_a_pair_gets_one_augmentation_and_masks_only_where_both_agree():
+    from aimedx_desktop.engine.datasets import TrainingSlices
+
+    rows, cols = np.mgrid[:64, :64]
+    head = np.where(np.hypot(rows - 32, cols - 32) < 24, 0.5, -1.0)
+    cut = head.copy()
+    cut[:, 44:] = -1.0  # the CT's field of view ends where the MR still shows head
+    torch.manual_seed(0)
+    data = TrainingSlices(_slice_set([cut], ["a.png"]), _slice_set([head], ["a.png"]), 64, 64, paired=True)
+    assert data.pairs == [(0, 0)] and len(data) == 1
+    ct, mr, masks = data[0]
+    assert ct.shape == mr.shape == (1, 64, 64) and masks.shape == (2, 64, 64)
+    agree, either = masks[0] > 0.5, masks[1] > 0.5
+    ct_head, mr_head = ct[0] > -0.9, mr[0] > -0.9
+    # after one shared flip/affine, the pair still lines up wherever the CT was not cut
+    assert torch.equal(ct_head & ~mr_head, torch.zeros_like(ct_head))
+    assert not agree[mr_head & ~ct_head].any()  # the cut-off anatomy teaches nothing
+    assert agree[ct_head & mr_head].all() and agree[~ct_head & ~mr_head].float().mean() > 0.95
+    assert either[mr_head].all()  # ...but counts for the uncertainty
+
+
+def test_slices_without_a_partner_train_the_unpaired_terms():
+    from aimedx_desktop.engine.datasets import TrainingSlices
+
+    image = np.zeros((32, 32))
+    data = TrainingSlices(_slice_set([image, image], ["a.png", "b.png"]), _slice_set([image], ["a.png"]), 32, 32, paired=True)
+    assert data.pairs == [(0, 0)] and len(data) == 2
+    assert data[0][2].sum() > 0 and data[1][2].sum() == 0
+
+
+def test_paired_training_learns_the_mapping_and_the_uncertainty(tmp_path):
+    ct, mr = _phantom_folders(tmp_path / "data", n=6)
+    config = _config(ct, mr, tmp_path / "run", epochs=5, epochs_decay=1, paired=True, uncertainty=True,
+                     lambda_paired=20.0, lambda_identity=0.0, upsampling="resize")
+    bundle = train(config)
+    rows = list(csv.DictReader((tmp_path / "run" / "losses.csv").open()))
+    assert float(rows[-1]["paired"]) < 0.7 * float(rows[0]["paired"])
+    assert float(rows[-1]["uncertainty"]) < float(rows[0]["uncertainty"])
+    card = load_bundle(tmp_path / "run" / "bundle").card
+    assert card["architecture"]["generator"]["upsampling"] == "resize" and card["outputs"]["uncertainty"]
+    assert card["training"]["data"]["pairs"] == 6 and bundle.has_uncertainty
+
+
+def test_uncertainty_without_pairs_is_refused(tmp_path):
+    from aimedx_desktop.engine.errors import UserError
+
+    with pytest.raises(UserError, match="--paired"):
+        _config(tmp_path, tmp_path, tmp_path / "run", uncertainty=True)
+
+
+def test_every_option_is_on_the_command_line_and_guarded_on_resume(tmp_path, capsys):
+    import argparse
+    import dataclasses
+
+    from aimedx_desktop.training_cli import add_train_arguments
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    flags = {option for action in parser._actions for option in action.option_strings}
+    for item in dataclasses.fields(TrainConfig):
+        assert ("--" + item.name.replace("_", "-") in flags) == item.metadata["cli"], item.name
+    ct, mr = _phantom_folders(tmp_path / "data", n=4)
+    train(_config(ct, mr, tmp_path / "run", epochs=1, epochs_decay=0, paired=True))
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--lambda-paired", "3"]) == 1
+    assert "--lambda-paired cannot change" in capsys.readouterr().err
+
+
+def test_a_shipped_card_records_no_machine_paths(tmp_path):
+    ct, mr = _phantom_folders(tmp_path / "data", n=4)
+    args = ["train", "--ct", str(ct), "--mr", str(mr), "--out", str(tmp_path / "run"), "--epochs", "1",
+            "--epochs-decay", "0", "--crop-size", "32", "--image-size", "64", "--ngf", "4", "--n-blocks", "1",
+            "--ndf", "4", "--data-root", str(tmp_path / "data"), "--val-ct", str(ct), "--val-mr", str(mr)]
+    assert main(args) == 0
+    text = (tmp_path / "run" / "bundle" / "model_card.json").read_text()
+    assert str(tmp_path) not in text
+    training = json.loads(text)["training"]
+    assert "--ct CT --mr MR --out run" in training["command"] and training["inputs"]["ct"] == ["CT"]

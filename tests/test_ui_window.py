@@ -71,7 +71,8 @@ class FakeDialogs:
     def open_folder(self, start, title=""):
         return self.folder
 
-    def export_options(self, fmt, window, start):
+    def export_options(self, fmt, window, start, has_uncertainty=False):
+        self.export_offered_uncertainty = has_uncertainty
         return self.export_request
 
 

@@ -1,7 +1,12 @@
-"""Inference speed: ms per 256x256 slice for a bundle and for the reference ResNet-9 (ngf 64)."""
+"""Inference speed: ms per 256x256 slice for a bundle and for the reference ResNet-9 (ngf 64).
+
+For a bundle with an uncertainty output, the same image weights without the uncertainty head
+are timed too, so the cost of the map is a measured number.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -9,7 +14,7 @@ import torch
 
 from aimedx_desktop.engine.bundle import ModelBundle, new_bundle
 from aimedx_desktop.engine.errors import UserError
-from aimedx_desktop.engine.networks import GeneratorConfig
+from aimedx_desktop.engine.networks import GeneratorConfig, build_generator
 from aimedx_desktop.engine.scan import Geometry, Modality, Scan
 from aimedx_desktop.engine.translator import Translator
 
@@ -46,9 +51,23 @@ def run_benchmark(bundle: ModelBundle, slices: int = 16, device: str = "auto", t
         torch.set_num_threads(threads)
     reference = new_bundle("reference-resnet9", REFERENCE, bundle.contract, image_size=bundle.image_size)
     arch = bundle.generator_config
-    rows = [
-        (f"{bundle.name} {bundle.version} (ngf {arch.ngf}, {arch.n_blocks} blocks)", ms_per_slice(bundle, slices, device)),
-        ("reference ResNet-9 (ngf 64, 9 blocks)", ms_per_slice(reference, slices, device)),
-    ]
+    name = f"{bundle.name} {bundle.version} (ngf {arch.ngf}, {arch.n_blocks} blocks)"
+    rows = [(name + (", with uncertainty" if arch.uncertainty else ""), ms_per_slice(bundle, slices, device))]
+    if arch.uncertainty:
+        rows.append((name + ", image only", ms_per_slice(image_only(bundle), slices, device)))
+    rows.append(("reference ResNet-9 (ngf 64, 9 blocks)", ms_per_slice(reference, slices, device)))
     header = f"device {Translator(bundle, device=device).device}, torch threads {torch.get_num_threads()}, {slices} slices of 256x256, CT→MR"
     return "\n".join([header] + [f"{name:48s} {ms:8.1f} ms/slice" for name, ms in rows])
+
+
+def image_only(bundle: ModelBundle) -> ModelBundle:
+    """The bundle's image weights without the uncertainty head."""
+    config = dataclasses.replace(bundle.generator_config, uncertainty=False)
+    card = {**bundle.card, "architecture": {**bundle.card["architecture"], "generator": config.to_dict()}}
+    generators = {}
+    for direction, generator in bundle.generators.items():
+        plain = build_generator(config)
+        weights = {k: v for k, v in generator.state_dict().items() if not k.startswith("uncertainty_head.")}
+        plain.load_state_dict(weights)
+        generators[direction] = plain.eval()
+    return ModelBundle(card=card, generators=generators)

@@ -33,7 +33,7 @@ from aimedx_desktop.engine.io.errors import os_error_reason
 from aimedx_desktop.engine.limits import memory_problem
 from aimedx_desktop.engine.networks import GeneratorConfig, build_generator, init_weights
 from aimedx_desktop.engine.report import format_table
-from aimedx_desktop.engine.scan import Modality
+from aimedx_desktop.engine.scan import UNCERTAINTY, Modality
 from aimedx_desktop.resources import models_dir
 
 CARD_NAME = "model_card.json"
@@ -45,7 +45,6 @@ DIRECTIONS = ("mr2ct", "ct2mr")
 DEFAULT_MODEL_NAME = "default"
 
 
-UNCERTAINTY = "uncertainty"
 NOMINAL_COVERAGE = 0.6827
 """The uncertainty map is calibrated so that |error| ≤ map for this fraction of head pixels
 (the ±1σ interval of a normal distribution)."""

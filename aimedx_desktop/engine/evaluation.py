@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from aimedx_desktop.engine import metrics
-from aimedx_desktop.engine.bundle import UNCERTAINTY, ModelBundle, save_bundle, uncertainty_card
+from aimedx_desktop.engine.bundle import ModelBundle, save_bundle, uncertainty_card
 from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.datasets import SlicePair
 from aimedx_desktop.engine.errors import UserError
-from aimedx_desktop.engine.scan import Modality
+from aimedx_desktop.engine.scan import UNCERTAINTY, Modality
 from aimedx_desktop.engine.translator import Translator
 
 DIRECTIONS = {"mr2ct": Modality.MR, "ct2mr": Modality.CT}

@@ -15,6 +15,10 @@ from typing import Any
 import numpy as np
 
 
+UNCERTAINTY = "uncertainty"
+"""The name of a synthetic scan's uncertainty map in Scan.maps (and of the model output behind it)."""
+
+
 class Modality(str, Enum):
     """The two imaging modalities the product translates between."""
 
@@ -89,11 +93,15 @@ class Provenance:
     model_version: str | None = None
     direction: str | None = None
     notes: tuple[str, ...] = ()
+    output: str = "image"
+    """Which of the model's outputs the voxels hold: the synthetic "image", or a map such as
+    "uncertainty" exported as a series of its own."""
 
     def describe(self) -> str:
         if not self.synthetic:
             return f"{self.source_format} from {', '.join(self.source_paths) or 'memory'}"
-        return f"synthetic ({self.direction}) by {self.model_name} {self.model_version}"
+        what = "synthetic" if self.output == "image" else f"{self.output} of synthetic"
+        return f"{what} ({self.direction}) by {self.model_name} {self.model_version}"
 
 
 @dataclass
@@ -146,3 +154,30 @@ class Scan:
     @property
     def is_synthetic(self) -> bool:
         return self.provenance.synthetic
+
+    @property
+    def label(self) -> str:
+        """What the voxels are, as exported files and viewers name them: "SYNTHETIC CT",
+        "UNCERTAINTY of SYNTHETIC CT", or the modality of an acquired scan."""
+        if not self.is_synthetic:
+            return self.modality.value
+        synthetic = f"SYNTHETIC {self.modality.value}"
+        return synthetic if self.provenance.output == "image" else f"{self.provenance.output.upper()} of {synthetic}"
+
+    def map_scan(self, name: str) -> "Scan":
+        """The companion map `name` as a Scan of its own on the same grid (for export and display).
+
+        Its window spans 0 to the 99.5th percentile: a map has no standard window."""
+        if name not in self.maps:
+            raise KeyError(name)
+        values = self.maps[name]
+        top = float(np.percentile(values, 99.5)) if values.size else 1.0
+        top = top if top > 0 else 1.0
+        return dataclasses.replace(
+            self,
+            voxels=values,
+            maps={},
+            provenance=dataclasses.replace(self.provenance, output=name),
+            display_window=(top / 2.0, top),
+            description=f"{name.upper()} of {self.description}".strip(),
+        )

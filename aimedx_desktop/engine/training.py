@@ -554,12 +554,16 @@ class Trainer:
             config.contract,
         )
         result = evaluate(bundle, pairs, device=str(self.device))
-        record_in_card(bundle, result, f"validation at the end of: {config.command}")
+        record_in_card(bundle, result, f"validation at the end of: {self._portable_paths().command(config.command)}")
         return result
+
+    def _portable_paths(self) -> "PortablePaths":
+        root = self.config.data_root
+        return PortablePaths(Path(root) if root else _common_parent(self.config.ct + self.config.mr))
 
     def write_bundle(self) -> ModelBundle:
         config = self.config
-        portable = PortablePaths(Path(config.data_root) if config.data_root else _common_parent(config.ct + config.mr))
+        portable = self._portable_paths()
         last = self.history[-1] if self.history else {}
         bundle = new_bundle(
             config.name,

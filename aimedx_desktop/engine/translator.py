@@ -15,11 +15,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from aimedx_desktop.engine.bundle import UNCERTAINTY, ModelBundle, direction_name
+from aimedx_desktop.engine.bundle import ModelBundle, direction_name
 from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.device import resolve_device
 from aimedx_desktop.engine.preprocess import SliceLayout, fit_to_model, restore_from_model
-from aimedx_desktop.engine.scan import Modality, Provenance, Scan
+from aimedx_desktop.engine.scan import UNCERTAINTY, Modality, Provenance, Scan
 
 ProgressCallback = Callable[[int, int], None]
 """Called as progress(done_slices, total_slices) after each batch."""

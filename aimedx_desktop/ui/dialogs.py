@@ -143,8 +143,10 @@ class Dialogs:
         name = QFileDialog.getExistingDirectory(self.parent, title, start)
         return Path(name) if name else None
 
-    def export_options(self, fmt: str, window: tuple[float, float] | None, start: str) -> ExportRequest | None:
-        dialog = _ExportDialog(fmt, window, start, self.parent)
+    def export_options(
+        self, fmt: str, window: tuple[float, float] | None, start: str, has_uncertainty: bool = False
+    ) -> ExportRequest | None:
+        dialog = _ExportDialog(fmt, window, start, self.parent, has_uncertainty)
         return dialog.request() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
 
@@ -155,9 +157,11 @@ def _series_label(series: Any) -> str:
 
 
 class _ExportDialog(QDialog):
-    """Folder, and PNG bit depth or DICOM de-identification."""
+    """Folder, PNG bit depth or DICOM de-identification, and the uncertainty map when there is one."""
 
-    def __init__(self, fmt: str, window: tuple[float, float] | None, start: str, parent: QWidget | None) -> None:
+    def __init__(
+        self, fmt: str, window: tuple[float, float] | None, start: str, parent: QWidget | None, has_uncertainty: bool = False
+    ) -> None:
         super().__init__(parent)
         self.fmt = fmt
         self.window = window
@@ -182,6 +186,13 @@ class _ExportDialog(QDialog):
             self.as_displayed.setChecked(True)
         else:
             layout.addWidget(self.deidentify)
+        self.uncertainty = QCheckBox(
+            "Also export the uncertainty map" + (" (16-bit PNG)" if fmt == "png" else " (a second series)")
+        )
+        self.has_uncertainty = has_uncertainty
+        self.uncertainty.setChecked(has_uncertainty)
+        self.uncertainty.setVisible(has_uncertainty)
+        layout.addWidget(self.uncertainty)
         layout.addWidget(QLabel("File names and DICOM headers mark the images as synthetic."))
         self.problem = QLabel("")
         self.problem.setStyleSheet("color: #b00000;")
@@ -213,4 +224,5 @@ class _ExportDialog(QDialog):
             bits=8 if eight_bit else 16,
             window=self.window if eight_bit else None,
             deidentify=self.deidentify.isChecked(),
+            uncertainty=self.has_uncertainty and self.uncertainty.isChecked(),
         )

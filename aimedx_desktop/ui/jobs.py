@@ -127,6 +127,7 @@ class ExportRequest:
     bits: int = 8
     window: tuple[float, float] | None = None
     deidentify: bool = False
+    uncertainty: bool = False
 
 
 def export(scan: Scan, request: ExportRequest, overwrite: bool, progress: Progress, cancel: Any) -> list[Path]:
@@ -142,4 +143,5 @@ def export(scan: Scan, request: ExportRequest, overwrite: bool, progress: Progre
         overwrite=overwrite,
         progress=progress,
         cancel=cancel,
+        uncertainty=request.uncertainty,
     )

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from aimedx_desktop import __version__
-from aimedx_desktop.engine.scan import Modality, Scan
+from aimedx_desktop.engine.scan import UNCERTAINTY, Modality, Scan
 from aimedx_desktop.ui import jobs
 from aimedx_desktop.ui.dialogs import ABOUT_TEXT, Dialogs
 from aimedx_desktop.ui.network import NetworkUi
@@ -159,6 +159,11 @@ class MainWindow(QMainWindow):
         self.link_action.setCheckable(True)
         self.overlay_action = self._action("Show overlays", lambda: self._apply_overlays(self.overlay_action.isChecked()), "O")
         self.overlay_action.setCheckable(True)
+        self.uncertainty_action = self._action(
+            "Uncertainty overlay", lambda: self.synthetic_viewer.set_map_shown(self.uncertainty_action.isChecked()), "U"
+        )
+        self.uncertainty_action.setCheckable(True)
+        self.uncertainty_action.setToolTip("Colour where the model is unsure (the synthetic pane; display only)")
         self.navigation_actions = []
         for text, keys, target in NAVIGATION_KEYS:
             action = self._action(text, lambda t=target: self.navigate(t))
@@ -188,7 +193,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.reset_window_action)
         view.addAction(self.reset_view_action)
         view.addSeparator()
-        view.addActions([self.link_action, self.overlay_action, self.net.inbox_action])
+        view.addActions([self.link_action, self.overlay_action, self.uncertainty_action, self.net.inbox_action])
         slices = view.addMenu("Slices")
         slices.addActions(self.navigation_actions)
 
@@ -499,18 +504,19 @@ class MainWindow(QMainWindow):
         if scan is None or self.worker.busy:
             return False
         window = self.synthetic_viewer.window
-        request = self.dialogs.export_options(fmt, (window.centre, window.width), self.settings.last_dir)
+        has_map = UNCERTAINTY in scan.maps
+        request = self.dialogs.export_options(fmt, (window.centre, window.width), self.settings.last_dir, has_map)
         if request is None:
             return False
         from aimedx_desktop.engine.errors import USER_ERRORS
         from aimedx_desktop.engine.io.output import check_output, existing_targets
 
         try:  # at once, not after the user waited for the job: a file, read-only, the source folder…
-            check_output(scan, request.out_dir, request.fmt, overwrite=True, bits=request.bits)
+            check_output(scan, request.out_dir, request.fmt, True, request.bits, request.uncertainty)
         except USER_ERRORS as error:
             self.dialogs.error("Export failed", f"{request.out_dir}\n\n{error}")
             return False
-        existing = existing_targets(scan, request.out_dir, request.fmt)
+        existing = existing_targets(scan, request.out_dir, request.fmt, request.uncertainty)
         if existing and not self.dialogs.confirm_overwrite(existing):
             return False
         overwrite = bool(existing)
@@ -601,6 +607,9 @@ class MainWindow(QMainWindow):
         row_mm, col_mm = viewer.scan.geometry.pixel_spacing
         self.cursor_label.setText(f"x {int(col)}, y {int(row)} px ({col * col_mm:.1f}, {row * row_mm:.1f} mm)")
         values = [f"{v.title.lower()}: {v.format_value(v.value_at(row, col))}" for v in self.viewers if v.scan is not None]
+        sigma = self.synthetic_viewer.map_value_at(row, col)
+        if sigma is not None:
+            values[-1] += f" ± {sigma:.0f} {self.synthetic_viewer.map_overlay.units}"
         self.value_label.setText("   ".join(values))
 
     def _show_notes(self, warnings: tuple[str, ...]) -> None:
@@ -625,6 +634,7 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(busy and self.worker.cancellable)
         for action in (self.export_png_action, self.export_dicom_action):
             action.setEnabled(not busy and self.synthetic_scan is not None)
+        self.uncertainty_action.setEnabled(self.synthetic_viewer.has_map)
         self.net.update_state(busy)
         source = self.source_modality()
         auto = "Auto" if self.source_scan is None else f"Auto ({self.source_scan.modality.value} → {self.source_scan.modality.other.value})"

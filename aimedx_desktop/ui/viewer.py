@@ -3,7 +3,8 @@
 View coordinates are millimetres: the image is placed on a rectangle of cols × col spacing by
 rows × row spacing, so a locked 1:1 aspect shows the true physical aspect, and two panes on the
 same grid can share pan and zoom through pyqtgraph's axis links. Row 0 is at the top.
-Window/level only sets the ImageItem's levels; the voxels are never modified.
+Window/level only sets the ImageItem's levels; the voxels are never modified. A synthetic scan's
+uncertainty map can be shown in colour over the image (map_overlay.py), display only as well.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from aimedx_desktop.engine.intensity import is_ct_in_hu
-from aimedx_desktop.engine.scan import Modality, Scan
+from aimedx_desktop.engine.scan import UNCERTAINTY, Modality, Scan
 from aimedx_desktop.ui import overlay_text
+from aimedx_desktop.ui.map_overlay import DEFAULT_OPACITY, MapOverlay
 from aimedx_desktop.ui.window_level import Window, data_range, default_window, dragged, step_index
 
 _OVERLAY_STYLE = "color: #f0f0f0; background: rgba(0, 0, 0, 130); font-size: 11px; padding: 1px 3px;"
@@ -115,6 +117,7 @@ class SliceViewer(QWidget):
             line.setVisible(False)
             self.view_box.addItem(line, ignoreBounds=True)
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.map_overlay = MapOverlay(self.view_box, UNCERTAINTY)
 
         self._build_overlays(synthetic)
         self._build_controls()
@@ -171,6 +174,7 @@ class SliceViewer(QWidget):
         grid.setColumnStretch(1, 1)
         self.placeholder = self._overlay_label(A.AlignCenter)
         grid.addWidget(self.placeholder, 1, 1, A.AlignCenter)
+        grid.addWidget(self.map_overlay.bar, 1, 2, A.AlignRight | A.AlignTop)
 
     def _build_controls(self) -> None:
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -181,9 +185,18 @@ class SliceViewer(QWidget):
         self.centre_box = self._spin_box("Window centre")
         self.width_box = self._spin_box("Window width")
         self.width_box.setMinimum(0.001)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(round(DEFAULT_OPACITY * 100))
+        self.opacity_slider.setMaximumWidth(90)
+        self.opacity_slider.setToolTip("Opacity of the uncertainty overlay")
+        self.opacity_slider.valueChanged.connect(lambda value: self.map_overlay.set_opacity(value / 100.0))
+        self.opacity_label = QLabel("Overlay")
         self._controls = QHBoxLayout()
         self._controls.addWidget(self.slider, 1)
         self._controls.addWidget(self.slice_label)
+        self._controls.addWidget(self.opacity_label)
+        self._controls.addWidget(self.opacity_slider)
         self._controls.addWidget(QLabel("C"))
         self._controls.addWidget(self.centre_box)
         self._controls.addWidget(QLabel("W"))
@@ -214,6 +227,10 @@ class SliceViewer(QWidget):
             self.window = self.auto_window
         self.value_range = data_range(scan.voxels)
         self._configure(scan, keep_index=keep_view and same_grid, keep_range=keep_view and same_grid)
+        units = "HU" if scan.modality is Modality.CT else "a.u."
+        self.map_overlay.set_map(scan.maps.get(UNCERTAINTY), units, self._extent())
+        self.map_overlay.show_slice(self.index)
+        self._sync_map_controls()
 
     def begin_partial(self, template: Scan, modality: Modality) -> None:
         """An empty volume on `template`'s grid that fill_slice fills as results arrive.
@@ -230,6 +247,8 @@ class SliceViewer(QWidget):
             dicom_headers=None,
         )
         self._ready = np.zeros(template.n_slices, dtype=bool)
+        self.map_overlay.set_map(None, "", None)
+        self._sync_map_controls()
         self._in_hu = modality is Modality.CT
         self.window = self.auto_window = default_window(self.scan.voxels[:0], self._in_hu)
         self.value_range = 1.0
@@ -271,6 +290,8 @@ class SliceViewer(QWidget):
     def _show_empty(self) -> None:
         self.image.clear()
         self.image.setVisible(False)
+        self.map_overlay.set_map(None, "", None)
+        self._sync_map_controls()
         self.slider.setMaximum(0)
         self.slider.setEnabled(False)
         self.slice_label.setText("0 / 0")
@@ -286,6 +307,7 @@ class SliceViewer(QWidget):
         ready = self.is_ready(self.index)
         self.image.setImage(scan.voxels[self.index], autoLevels=False, levels=self.window.levels)
         self.image.setVisible(ready)
+        self.map_overlay.show_slice(self.index)
         self.placeholder.setText("" if ready else "converting…")
         self.slice_label.setText(f"{self.index + 1} / {scan.n_slices}")
         self.corner["top_left"].setText(overlay_text.header_text(scan))
@@ -369,6 +391,25 @@ class SliceViewer(QWidget):
         if not self.pixel_inside(row, col) or not self.is_ready(self.index):
             return None
         return float(self.scan.voxels[self.index, int(row), int(col)])
+
+    def map_value_at(self, row: float, col: float) -> float | None:
+        """The uncertainty at pixel (row, col) of the current slice, None where there is none."""
+        if not self.pixel_inside(row, col) or not self.is_ready(self.index):
+            return None
+        return self.map_overlay.value_at(self.index, int(row), int(col))
+
+    # --- uncertainty overlay ------------------------------------------------------------
+    @property
+    def has_map(self) -> bool:
+        return self.map_overlay.available
+
+    def set_map_shown(self, shown: bool) -> None:
+        self.map_overlay.set_shown(shown)
+        self._sync_map_controls()
+
+    def _sync_map_controls(self) -> None:
+        for widget in (self.opacity_label, self.opacity_slider):
+            widget.setVisible(self.map_overlay.shown)
 
     def format_value(self, value: float | None) -> str:
         modality = self.scan.modality if self.scan is not None else Modality.MR

@@ -37,6 +37,11 @@ class StagedFiles:
         except OSError as error:
             raise OSError(error.errno, os_error_reason(error), str(final)) from error
 
+    @property
+    def paths(self) -> list[Path]:
+        """The final names staged so far."""
+        return [final for _, final in self._staged]
+
     def commit(self, overwrite: bool) -> list[Path]:
         """Rename every staged file to its final name; refuses to replace a file unless `overwrite`.
 

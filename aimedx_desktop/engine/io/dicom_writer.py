@@ -6,6 +6,10 @@ with the source study and can link it spatially; new UIDs where the source has n
 slice by slice, its geometry. Everything that describes an acquisition (kVp, echo time,
 private tags, ...) is not carried over: this series was not acquired.
 
+A companion map (the uncertainty) is written the same way as a series of its own, its source
+headers being the synthetic series' instances: same patient, study and frame of reference,
+each instance referencing its synthetic image, labelled "UNCERTAINTY of SYNTHETIC CT".
+
 It is labelled synthetic in every way the standard offers: Image Type DERIVED\\SECONDARY\\AXIAL
 (OTHER instead of AXIAL for MR), Derivation Description, Source Image Sequence (DCM 121322)
 pointing at each source instance (and frame, for a multi-frame source), Contributing Equipment
@@ -120,6 +124,9 @@ class DicomSeriesWriter:
         self.normal = np.cross(self.orientation[:3], self.orientation[3:])
         self.frames = _source_frames(scan)
         self.series = self._series_attributes(window, now or datetime.now())
+        self.headers: list[Dataset | None] = [None] * scan.n_slices
+        """Each written instance without pixel data and before `postprocess`: the source headers
+        of a companion series (the uncertainty map) that derives from this one."""
 
     def _series_attributes(self, window: tuple[float, float], now: datetime) -> Dataset:
         scan, provenance = self.scan, self.scan.provenance
@@ -137,15 +144,15 @@ class DicomSeriesWriter:
         model = f"{provenance.model_name} {provenance.model_version}"
         ds.SeriesInstanceUID = generate_uid()
         ds.SeriesNumber = _series_number(source)
-        ds.SeriesDescription = f"SYNTHETIC {target} - NOT FOR DIAGNOSIS - {model}"[:64]
+        ds.SeriesDescription = f"{scan.label} - NOT FOR DIAGNOSIS - {model}"[:64]
         ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
         ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
         ds.Manufacturer = MANUFACTURER
         ds.ManufacturerModelName = MODEL_NAME
         ds.SoftwareVersions = [__version__, model[:64]]
         ds.DerivationDescription = (
-            f"SYNTHETIC {target} computed from {scan.modality.other.value} ({provenance.direction}) "
-            f"by {MODEL_NAME} {__version__} with model {model}. NOT FOR DIAGNOSIS. {RESEARCH_USE_STATEMENT}"
+            f"{_derivation(scan)} by {MODEL_NAME} {__version__} with model {model}. "
+            f"NOT FOR DIAGNOSIS. {RESEARCH_USE_STATEMENT}"
         )
         ds.ContributingEquipmentSequence = Sequence(_contributing_equipment(source, model, target))
         ds.ContentQualification = "RESEARCH"
@@ -180,6 +187,7 @@ class DicomSeriesWriter:
         ds.SliceLocation = _ds(location)[0]
         if header is not None and "SOPInstanceUID" in header and "SOPClassUID" in header:
             ds.SourceImageSequence = Sequence([_source_reference(header, frame)])
+        self.headers[index] = copy.deepcopy(ds)
         ds.set_pixel_data(
             stored_values(self.scan.voxels[index]), "MONOCHROME2", 16, generate_instance_uid=False
         )
@@ -197,6 +205,18 @@ class DicomSeriesWriter:
         meta.ImplementationVersionName = f"AIMEDX_{__version__}"[:16]
         ds.file_meta = meta
         ds.save_as(path, enforce_file_format=True)
+
+
+def _derivation(scan: Scan) -> str:
+    target, provenance = scan.modality.value, scan.provenance
+    synthetic = f"SYNTHETIC {target} computed from {scan.modality.other.value} ({provenance.direction})"
+    if provenance.output == "image":
+        return synthetic
+    if provenance.output == "uncertainty":
+        units = "HU" if scan.modality is Modality.CT else "the synthetic MR's units"
+        return (f"UNCERTAINTY of the {synthetic}: per pixel, the calibrated half-width in {units} of the "
+                "interval that holds the model's error for the calibrated share of head pixels (see the model card)")
+    return f"{provenance.output.upper()} of the {synthetic}"
 
 
 def _header_value(header: Dataset | None, keyword: str, default: Any) -> Any:
@@ -272,7 +292,7 @@ def _contributing_equipment(source: Dataset | None, model: str, target: str) -> 
     synthesizer.ContributionDescription = f"Synthesized {target} with model {model}"
     synthesizer.PurposeOfReferenceCodeSequence = Sequence([code("109100", "Synthesizing Equipment")])
     items = [synthesizer]
-    if source is not None and source.get("Manufacturer"):
+    if source is not None and source.get("Manufacturer") not in (None, "", MANUFACTURER):
         scanner = Dataset()
         scanner.Manufacturer = source.Manufacturer
         for keyword in ("ManufacturerModelName", "InstitutionName"):

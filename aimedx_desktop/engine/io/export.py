@@ -4,6 +4,11 @@ Formats: "png" (one file per slice, 8-bit as displayed or 16-bit full range) and
 derived series). File names come only from the target modality and the slice number, never
 from patient data: synthetic_ct_0001.png, synthetic_mr_0001.dcm, ...
 
+With `uncertainty`, the model's uncertainty map goes beside it as a series of its own:
+synthetic_ct_uncertainty_0001.dcm (a second derived series labelled "UNCERTAINTY of SYNTHETIC
+CT", same study, frame of reference and geometry, each instance referencing its synthetic
+image) or a 16-bit PNG whose text chunks give the units.
+
 Nothing is lost: existing files are replaced only with `overwrite`, a source file never, and
 every file is written under a temporary name and renamed only once the whole series is written,
 so a failed or cancelled export leaves the folder as it was.
@@ -11,6 +16,7 @@ so a failed or cancelled export leaves the folder as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +27,18 @@ from aimedx_desktop.engine.io.atomic import staged_files
 from aimedx_desktop.engine.io.deidentify import Deidentifier
 from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
 from aimedx_desktop.engine.io.errors import ExportError, os_error_reason
-from aimedx_desktop.engine.io.output import check_output, planned_paths
+from aimedx_desktop.engine.io.output import check_output, extension, planned_paths
 from aimedx_desktop.engine.io.png_writer import PngSeriesWriter
-from aimedx_desktop.engine.scan import Scan
+from aimedx_desktop.engine.scan import UNCERTAINTY, Scan
+
+def exported_series(scan: Scan, uncertainty: bool = False) -> list[Scan]:
+    """The series an export of `scan` writes: the synthetic image, then its uncertainty map."""
+    if not uncertainty:
+        return [scan]
+    if UNCERTAINTY not in scan.maps:
+        raise ExportError("this model gives no uncertainty map, so none can be exported")
+    return [scan, scan.map_scan(UNCERTAINTY)]
+
 
 
 def export_scan(
@@ -36,6 +51,7 @@ def export_scan(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: CancelToken | None = None,
+    uncertainty: bool = False,
 ) -> list[Path]:
     """Write `scan` (synthetic) to `out_dir` as PNG or DICOM; returns the files written.
 
@@ -45,11 +61,12 @@ def export_scan(
         Window Center/Width.
     bits: PNG only, 8 (windowed) or 16 (full range).
     deidentify: DICOM only, the PS3.15 Basic Profile (see deidentify.py).
+    uncertainty: also write the uncertainty map (16-bit for PNG), in the same all-or-nothing step.
     Raises ExportError, naming the file and the reason, for what the user can fix (checked
     before anything is written: see output.check_output; or the disk failing while writing),
     Cancelled when `cancel` fires. Whatever goes wrong, nothing is left behind.
     """
-    paths = planned_paths(scan, out_dir, fmt)
+    extension(fmt)  # an unknown format is refused before anything else
     if not scan.is_synthetic:
         raise ExportError("only synthetic scans are exported: this scan was not produced by a model")
     if bits not in (8, 16):
@@ -57,26 +74,47 @@ def export_scan(
     window = window if window is not None else default_window(scan)
     if not window[1] > 0:
         raise ExportError(f"the window width must be positive, not {window[1]:g}")
+    series = exported_series(scan, uncertainty)
     out_dir = Path(out_dir)
-    check_output(scan, out_dir, fmt, overwrite, bits)
+    check_output(scan, out_dir, fmt, overwrite, bits, uncertainty)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ExportError(f"cannot create the folder {out_dir}: {os_error_reason(error)}") from None
+    total = sum(one.n_slices for one in series)
     current = out_dir  # what a failure is reported against: the folder, then each file in turn
     try:
         with staged_files() as staged:
-            if fmt == "png":
-                writer: PngSeriesWriter | DicomSeriesWriter = PngSeriesWriter(scan, tuple(window), bits)
-            else:
-                writer = DicomSeriesWriter(scan, tuple(window), postprocess=Deidentifier() if deidentify else None)
-            for index, path in enumerate(paths):
-                current = path
-                if cancel is not None:
-                    cancel.raise_if_cancelled()
-                staged.stage(path, functools.partial(writer.write, index))
-                if progress is not None:
-                    progress(index + 1, len(paths))
+            deidentifier = Deidentifier() if deidentify else None  # one UID mapping for every series
+            image_headers = None
+            for one in series:
+                writer = _writer(one, fmt, window if one is scan else default_window(one), bits if one is scan else 16,
+                                 deidentifier, image_headers)
+                for index, path in enumerate(planned_paths(one, out_dir, fmt)):
+                    current = path
+                    if cancel is not None:
+                        cancel.raise_if_cancelled()
+                    staged.stage(path, functools.partial(writer.write, index))
+                    if progress is not None:
+                        progress(len(staged.paths), total)
+                if isinstance(writer, DicomSeriesWriter):
+                    image_headers = writer.headers
             return staged.commit(overwrite)
     except OSError as error:
         raise ExportError(f"cannot write {error.filename or current}: {os_error_reason(error)}") from None
+
+
+def _writer(
+    scan: Scan,
+    fmt: str,
+    window: tuple[float, float],
+    bits: int,
+    deidentifier: Deidentifier | None,
+    image_headers: list | None,
+) -> PngSeriesWriter | DicomSeriesWriter:
+    """The writer of one series; a map's DICOM series derives from the image series' instances."""
+    if fmt == "png":
+        return PngSeriesWriter(scan, tuple(window), bits)
+    if image_headers is not None:
+        scan = dataclasses.replace(scan, dicom_headers=image_headers)
+    return DicomSeriesWriter(scan, tuple(window), postprocess=deidentifier)

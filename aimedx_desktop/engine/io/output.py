@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from aimedx_desktop.engine.io.errors import ExportError, os_error_reason
-from aimedx_desktop.engine.scan import Scan
+from aimedx_desktop.engine.scan import UNCERTAINTY, Scan
 
 FORMATS = {"png": "png", "dicom": "dcm"}
 """Export format → file extension."""
@@ -24,35 +24,48 @@ PNG_BEST_COMPRESSION = 20
 """A PNG slice takes at least 1/20 of its raw bytes: the free-space check stays below any real need."""
 
 
-def planned_paths(scan: Scan, out_dir: str | Path, fmt: str) -> list[Path]:
-    """The files export_scan(scan, out_dir, fmt) would write, in slice order."""
-    extension = _extension(fmt)
+def planned_paths(scan: Scan, out_dir: str | Path, fmt: str, output: str | None = None) -> list[Path]:
+    """The files one series of `scan` is written to, in slice order: its own output (the image,
+    or the map it holds), or the named `output`."""
+    suffix = extension(fmt)
     width = max(4, len(str(scan.n_slices)))
     stem = f"synthetic_{scan.modality.value.lower()}"
-    return [Path(out_dir) / f"{stem}_{i:0{width}d}.{extension}" for i in range(1, scan.n_slices + 1)]
+    output = output or scan.provenance.output
+    if output != "image":
+        stem += f"_{output}"
+    return [Path(out_dir) / f"{stem}_{i:0{width}d}.{suffix}" for i in range(1, scan.n_slices + 1)]
 
 
-def existing_targets(scan: Scan, out_dir: str | Path, fmt: str) -> list[Path]:
-    """The files of planned_paths(scan, out_dir, fmt) that exist already: what an export would
-    replace (with overwrite=True) or refuse to write over (without)."""
-    return [path for path in planned_paths(scan, out_dir, fmt) if path.exists()]
+def existing_targets(scan: Scan, out_dir: str | Path, fmt: str, uncertainty: bool = False) -> list[Path]:
+    """The files an export would write that exist already: what it would replace (with
+    overwrite=True) or refuse to write over (without). `scan` may be the source, before
+    translation: only its shape and the target modality count."""
+    return [path for output in _outputs(uncertainty) for path in planned_paths(scan, out_dir, fmt, output) if path.exists()]
 
 
-def _extension(fmt: str) -> str:
+def _outputs(uncertainty: bool) -> list[str]:
+    return ["image", UNCERTAINTY] if uncertainty else ["image"]
+
+
+def extension(fmt: str) -> str:
+    """The file extension of an export format; ExportError for an unknown format."""
     try:
         return FORMATS[fmt]
     except KeyError:
         raise ExportError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}") from None
 
 
-def check_output(scan: Scan, out_dir: str | Path, fmt: str, overwrite: bool, bits: int = 8) -> None:
+def check_output(
+    scan: Scan, out_dir: str | Path, fmt: str, overwrite: bool, bits: int = 8, uncertainty: bool = False
+) -> None:
     """Raise ExportError, naming the folder and the reason, when exporting `scan` (or a scan on
-    its grid) to `out_dir` cannot succeed; return quietly when it can."""
+    its grid), with its uncertainty map if asked, to `out_dir` cannot succeed; return quietly
+    when it can."""
     out_dir = Path(out_dir)
     try:
         _check_folder(scan, out_dir)
-        _check_targets(scan, out_dir, fmt, overwrite)
-        _check_free_space(scan, out_dir, fmt, bits)
+        _check_targets(scan, out_dir, fmt, overwrite, uncertainty)
+        _check_free_space(scan, out_dir, fmt, bits, len(_outputs(uncertainty)))
     except OSError as error:  # e.g. a name too long even to look up
         raise ExportError(f"cannot write to {out_dir}: {os_error_reason(error)}") from None
 
@@ -78,9 +91,9 @@ def _check_folder(scan: Scan, out_dir: Path) -> None:
         raise ExportError(f"cannot write to {out_dir}: {os_error_reason(error)}") from None
 
 
-def _check_targets(scan: Scan, out_dir: Path, fmt: str, overwrite: bool) -> None:
+def _check_targets(scan: Scan, out_dir: Path, fmt: str, overwrite: bool, uncertainty: bool) -> None:
     """Never write over a source file; over any other existing file only with `overwrite`."""
-    existing = existing_targets(scan, out_dir, fmt)
+    existing = existing_targets(scan, out_dir, fmt, uncertainty)
     sources = {Path(p).resolve() for p in scan.provenance.source_paths}
     for path in existing:
         if path.resolve() in sources:
@@ -92,10 +105,10 @@ def _check_targets(scan: Scan, out_dir: Path, fmt: str, overwrite: bool) -> None
         raise ExportError(f"{what}; choose another folder or allow overwriting (--overwrite)")
 
 
-def _check_free_space(scan: Scan, out_dir: Path, fmt: str, bits: int) -> None:
-    pixels = scan.n_slices * scan.shape[1] * scan.shape[2]
+def _check_free_space(scan: Scan, out_dir: Path, fmt: str, bits: int, series: int) -> None:
+    pixels = series * scan.n_slices * scan.shape[1] * scan.shape[2]
     if fmt == "dicom":
-        needed = pixels * 2 + scan.n_slices * DICOM_HEADER_BYTES
+        needed = pixels * 2 + series * scan.n_slices * DICOM_HEADER_BYTES
     else:
         needed = pixels * bits // 8 // PNG_BEST_COMPRESSION
     free = shutil.disk_usage(_nearest_existing(out_dir)).free

@@ -85,9 +85,14 @@ class PngSeriesWriter:
             "Software": f"{SOFTWARE} {__version__}",
             "Model": f"{scan.provenance.model_name} {scan.provenance.model_version}",
             "Direction": str(scan.provenance.direction),
-            "Disclaimer": f"SYNTHETIC {scan.modality.value}, NOT FOR DIAGNOSIS. {RESEARCH_USE_STATEMENT}",
+            "Disclaimer": f"{scan.label}, NOT FOR DIAGNOSIS. {RESEARCH_USE_STATEMENT}",
             "Units": _UNITS[scan.modality],
         }
+        if scan.provenance.output != "image":
+            self.text["Output"] = (
+                f"{scan.provenance.output}: per pixel, the calibrated half-width of the model's error interval, "
+                f"in {_UNITS[scan.modality]}"
+            )
         if bits == 8:
             self.text["Window"] = f"centre {window[0]:.10g} width {window[1]:.10g}"
         else:
@@ -107,7 +112,7 @@ class PngSeriesWriter:
 
     def write(self, index: int, path: Path) -> None:
         info = PngInfo()
-        info.add_text("Title", f"SYNTHETIC {self.scan.modality.value} slice {index + 1} of {self.scan.n_slices}")
+        info.add_text("Title", f"{self.scan.label} slice {index + 1} of {self.scan.n_slices}")
         for key, value in self.text.items():
             info.add_text(key, value)
         Image.fromarray(self.gray(index)).save(path, format="PNG", pnginfo=info)
