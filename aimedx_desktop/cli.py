@@ -2,24 +2,23 @@
 DICOM network commands send / echo / listen / fetch (net_cli.py).
 
 Every command calls the same engine functions the GUI calls. Errors a user can cause end in
-one line `error: …` on stderr and exit status 1, never a traceback.
+one line `error: …` on stderr and exit status 1 (usage errors: argparse's message, exit status
+2); anything else is a bug, reported as `error: internal error, details in LOG` with the
+traceback in the log (error_log.py). Ctrl-C exits 130, a terminating signal 128 + its number.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aimedx_desktop import RESEARCH_USE_STATEMENT, __version__
-
-if TYPE_CHECKING:
-    from aimedx_desktop.engine.scan import Scan
+from aimedx_desktop.error_log import log_internal_error, where_saved
+from aimedx_desktop.termination import Terminated, on_termination, raise_terminated
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -128,27 +127,42 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     if args.self_test:
         parser.error("--self-test takes no other arguments")
-    handler = _COMMANDS[args.command]
+    with on_termination(raise_terminated):
+        return _run(_COMMANDS[args.command], args)
+
+
+def _run(handler, args: argparse.Namespace) -> int:
+    """The command's exit status; a user's error is one line, a bug one line and a log entry."""
     from aimedx_desktop.engine.cancel import Cancelled
+    from aimedx_desktop.engine.errors import USER_ERRORS, first_line
 
     try:
         return handler(args)
+    except Terminated as stop:
+        print(f"\nstopped by {stop}", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         print("\ncancelled", file=sys.stderr)
         return EXIT_CANCELLED
     except Cancelled:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print(f"error: {first_line(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as error:  # a bug: the user gets one line, the log the traceback
+        path = log_internal_error(error, f"aimedx {args.command}")
+        print(f"error: internal error, {where_saved(path)}", file=sys.stderr)
         return EXIT_ERROR
 
 
-class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
-
-
 def _open_gui(argv: list[str]) -> int:
+    from aimedx_desktop.desktop_check import problem
+
+    missing = problem()
+    if missing is not None:  # before Qt, which would abort with a misleading message
+        print(missing, file=sys.stderr)
+        return EXIT_ERROR
     try:
         from aimedx_desktop.ui.app import run_app
     except ImportError as error:
@@ -157,119 +171,55 @@ def _open_gui(argv: list[str]) -> int:
     return run_app(argv)
 
 
-def _load_model(path: Path | None):
+def load_model(path: Path | None):
+    """The bundle at `path`, or the bundled default model."""
     from aimedx_desktop.engine.bundle import default_bundle_path, load_bundle
 
     return load_bundle(path or default_bundle_path())
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from aimedx_desktop.engine.intensity import prepare_source
-    from aimedx_desktop.engine.io import read_scan
-    from aimedx_desktop.engine.io.export import export_scan
-    from aimedx_desktop.engine.scan import Modality
-    from aimedx_desktop.engine.translator import Translator
+    from aimedx_desktop.convert_cli import run_convert
 
-    with _as_user_errors():
-        node = _send_target(args)
-        bundle = _load_model(args.model)
-        scan = read_scan(args.input, modality=args.input_modality, series_uid=args.series)
-        target = Modality.parse(args.to) if args.to else scan.modality.other
-        if scan.modality is target and not args.input_modality and scan.provenance.source_format != "dicom":
-            # PNG/JPEG/NIfTI carry no modality and the reader only guessed it: --to decides.
-            note = f"input modality not stated: taken as {target.other.value} because --to {target.value.lower()}"
-            scan = dataclasses.replace(scan, modality=target.other, warnings=scan.warnings + (note,))
-        scan = prepare_source(scan, bundle.contract)
-        for warning in scan.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        if args.uncertainty and not bundle.has_uncertainty:
-            raise UserError(f"--uncertainty: the model {bundle.name} {bundle.version} gives no uncertainty map")
-        _refuse_existing_outputs(dataclasses.replace(scan, modality=target), args)
-        translator = Translator(bundle, device=args.device)
-        print(
-            f"{scan.modality.value} → {target.value}: {scan.n_slices} slice(s) of {args.input} "
-            f"with {bundle.name} {bundle.version} on {translator.device}",
-            file=sys.stderr,
-        )
-        synthetic = translator.translate(scan, target, progress=ProgressLine("converting"))
-        written = export_scan(
-            synthetic,
-            args.out,
-            fmt=args.format,
-            window=tuple(args.window) if args.window else None,
-            bits=args.bits,
-            deidentify=args.deidentify,
-            overwrite=args.overwrite,
-            progress=ProgressLine("writing   "),
-            uncertainty=args.uncertainty,
-        )
-    print(f"wrote {len(written)} {args.format.upper()} file(s) to {args.out}")
-    if node is None:
-        return EXIT_OK
-    from aimedx_desktop.engine.net.send import collect_files
-    from aimedx_desktop.net_cli import send_and_report
-
-    with _as_user_errors():
-        return send_and_report(collect_files(written), node, args.calling_aet, args.timeout)
-
-
-def _send_target(args: argparse.Namespace):
-    """The node of `convert --send`, checked before the slow conversion; None without --send."""
-    if args.send is None:
-        return None
-    if args.format != "dicom":
-        raise UserError("--send sends a DICOM series: add --format dicom")
-    from aimedx_desktop.engine.net.nodes import parse_node
-
-    return parse_node(args.send)
-
-
-def _refuse_existing_outputs(target_like: "Scan", args: argparse.Namespace) -> None:
-    """Fail before the slow translation, not after it, when outputs exist and --overwrite is absent."""
-    from aimedx_desktop.engine.io.export import existing_targets
-
-    existing = existing_targets(target_like, args.out, args.format, args.uncertainty)
-    if existing and not args.overwrite:
-        raise UserError(f"{len(existing)} output file(s) exist already, e.g. {existing[0]}; pass --overwrite to replace them")
+    return run_convert(args)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from aimedx_desktop.engine.datasets import expand_inputs, paired_slices
     from aimedx_desktop.engine.bundle import save_bundle
     from aimedx_desktop.engine.evaluation import calibrate_uncertainty, evaluate, record_in_card
+    from aimedx_desktop.engine.errors import UserError
+    from aimedx_desktop.engine.io.atomic import write_text
     from aimedx_desktop.engine.report import format_table
 
     if (args.record or args.calibrate) and args.model is None:
         raise UserError("--record and --calibrate change a model card: name the model with --model")
-    with _as_user_errors():
-        bundle = _load_model(args.model)
-        ct_paths = expand_inputs(args.ct, include=args.include)
-        mr_paths = expand_inputs(args.mr, include=args.include)
-        pairs = paired_slices(ct_paths, mr_paths, bundle.contract)
-        result = evaluate(bundle, pairs, device=args.device, progress=ProgressLine("evaluating"))
-        result["model"] = {"name": bundle.name, "version": bundle.version, "path": str(bundle.path)}
-        print(format_table(result))
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-            print(f"wrote {args.json}")
-        command = shlex.join(["aimedx", *args.argv])
-        if args.calibrate:
-            scales = calibrate_uncertainty(bundle, result, f"{len(pairs)} slice pairs: {command}")
-            save_bundle(bundle, bundle.path)
-            print("calibrated the uncertainty (scale " + ", ".join(f"{d} {s:.4g}" for d, s in scales.items()) + ")")
-        if args.record:
-            record_in_card(bundle, result, command)
-            print(f"recorded the metrics in {bundle.path}/model_card.json")
+    bundle = load_model(args.model)
+    ct_paths = expand_inputs(args.ct, include=args.include)
+    mr_paths = expand_inputs(args.mr, include=args.include)
+    pairs = paired_slices(ct_paths, mr_paths, bundle.contract)
+    result = evaluate(bundle, pairs, device=args.device, progress=ProgressLine("evaluating"))
+    result["model"] = {"name": bundle.name, "version": bundle.version, "path": str(bundle.path)}
+    print(format_table(result))
+    if args.json:
+        write_text(args.json, json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    command = shlex.join(["aimedx", *args.argv])
+    if args.calibrate:
+        scales = calibrate_uncertainty(bundle, result, f"{len(pairs)} slice pairs: {command}")
+        save_bundle(bundle, bundle.path)
+        print("calibrated the uncertainty (scale " + ", ".join(f"{d} {s:.4g}" for d, s in scales.items()) + ")")
+    if args.record:
+        record_in_card(bundle, result, command)
+        print(f"recorded the metrics in {bundle.path}/model_card.json")
     return EXIT_OK
 
 
 def _bench(args: argparse.Namespace) -> int:
     from aimedx_desktop.engine.benchmark import run_benchmark
 
-    with _as_user_errors():
-        bundle = _load_model(args.model)
-        print(run_benchmark(bundle, slices=args.slices, device=args.device, threads=args.threads))
+    bundle = load_model(args.model)
+    print(run_benchmark(bundle, slices=args.slices, device=args.device, threads=args.threads))
     return EXIT_OK
 
 
@@ -297,23 +247,7 @@ def _info(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from aimedx_desktop.training_cli import run_training
 
-    with _as_user_errors():
-        return run_training(args)
-
-
-class _as_user_errors:
-    """Turn the engine's user-facing exceptions into UserError (one line, no traceback)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        from aimedx_desktop.engine.errors import USER_ERRORS
-
-        if error is not None and isinstance(error, USER_ERRORS):
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UserError(message) from None
-        return False
+    return run_training(args)
 
 
 def _network(run_name: str):
@@ -322,8 +256,7 @@ def _network(run_name: str):
     def handler(args: argparse.Namespace) -> int:
         from aimedx_desktop import net_cli
 
-        with _as_user_errors():
-            return getattr(net_cli, run_name)(args)
+        return getattr(net_cli, run_name)(args)
 
     return handler
 

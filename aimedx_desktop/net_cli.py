@@ -8,13 +8,10 @@ socket otherwise.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from aimedx_desktop.cli import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, ProgressLine
@@ -106,24 +103,14 @@ def run_echo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM (a service manager stopping us) ends `listen` like Ctrl-C: no half-written file."""
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-
-
 def run_listen(args: argparse.Namespace) -> int:
+    """Until Ctrl-C or a terminating signal (cli.main turns both into KeyboardInterrupt)."""
     from aimedx_desktop.engine.net.listen import StorageServer
 
     server = StorageServer(args.inbox, args.port, args.aet, args.bind, args.allow, args.timeout,
                            log=lambda line: print(line, flush=True))
     server.start()
     try:
-        _stop_on_sigterm()
         print(f"listening as {server.aet} on {args.bind}:{server.port}, filing CT and MR images into "
               f"{args.inbox} (Ctrl-C stops)", file=sys.stderr, flush=True)
         while True:

@@ -14,6 +14,9 @@ import sys
 import typing
 from pathlib import Path
 
+from aimedx_desktop.cli import EXIT_CANCELLED
+from aimedx_desktop.engine.errors import UserError
+from aimedx_desktop.engine.io.errors import os_error_reason
 from aimedx_desktop.engine.training import EpochReport, TrainConfig, load_run, train
 
 _NOT_OPTIONS = {"out", "resume", "argv"}
@@ -63,7 +66,7 @@ def _given(args: argparse.Namespace) -> dict[str, typing.Any]:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     given = _given(args)
     if not given.get("ct") or not given.get("mr"):
-        raise ValueError("a new run needs --ct and --mr inputs")
+        raise UserError("a new run needs --ct and --mr inputs")
     return TrainConfig(**given, command=shlex.join(["aimedx", *args.argv]))
 
 
@@ -74,7 +77,7 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
     fixed = sorted(set(given) - resumable)
     if fixed:
         allowed = ", ".join(_flag(name) for name in sorted(resumable - _NOT_OPTIONS))
-        raise ValueError(f"--resume continues the saved run; {', '.join(map(_flag, fixed))} cannot change (only {allowed} can)")
+        raise UserError(f"--resume continues the saved run; {', '.join(map(_flag, fixed))} cannot change (only {allowed} can)")
     config = load_run(args.out, {**given, "out": str(args.out)})
     return dataclasses.replace(config, command=f"{config.command}; resumed: {shlex.join(['aimedx', *args.argv])}")
 
@@ -101,13 +104,15 @@ def run_training(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         if (Path(config.out) / "checkpoint.pt").exists():
-            raise ValueError(f"{config.out} already holds a run; use --resume or another --out")
+            raise UserError(f"{config.out} already holds a run; use --resume or another --out")
     try:
         bundle = train(config, resume=args.resume, progress=print_progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or a terminating signal (Terminated)
         print(f"\ninterrupted: the checkpoint of the last finished epoch is in {config.out}; "
               f"continue with: aimedx train --out {config.out} --resume", file=sys.stderr)
-        return 130
+        return getattr(stop, "exit_status", EXIT_CANCELLED)
+    except OSError as error:  # writing the run folder: disk full, no permission, ...
+        raise UserError(f"cannot write {error.filename or config.out}: {os_error_reason(error)}") from None
     if bundle is not None:
         print(f"wrote model bundle {bundle.path}")
     return 0

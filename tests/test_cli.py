@@ -121,11 +121,28 @@ def test_evaluate_without_pairs_is_an_error(tiny_bundle_dir, mr_png, tmp_path, c
     assert capsys.readouterr().err.startswith("error: ")
 
 
-def test_to_decides_the_source_when_the_input_modality_was_only_guessed(tiny_bundle_dir, mr_png, tmp_path, capsys):
+def test_to_decides_the_source_when_nothing_says_the_modality(tiny_bundle_dir, mr_png, tmp_path, capsys):
+    plain = mr_png.rename(tmp_path / "image.png")  # neither the name nor the file says what it is
     out = tmp_path / "out"
-    assert main(["convert", str(mr_png), "--to", "mr", "--out", str(out), "--model", str(tiny_bundle_dir)]) == 0
+    assert main(["convert", str(plain), "--to", "mr", "--out", str(out), "--model", str(tiny_bundle_dir)]) == 0
     assert [p.name for p in out.iterdir()] == ["synthetic_mr_0001.png"]
     assert "taken as CT because --to mr" in capsys.readouterr().err
+
+
+def test_a_guess_from_the_name_that_contradicts_to_stops(tiny_bundle_dir, tmp_path, capsys):
+    """brain_mr.nii.gz with --to mr: guessed MR from its name; translating it 'as CT' would be wrong."""
+    import nibabel as nib
+
+    volume = tmp_path / "brain_mr.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((16, 16, 3)).astype(np.float32), np.eye(4)), volume)
+    out = tmp_path / "out"
+    assert main(["convert", str(volume), "--to", "mr", "--out", str(out), "--model", str(tiny_bundle_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "converting" not in err
+    assert err.startswith("error: brain_mr.nii.gz: its name suggests MR, but --to mr asks for MR output")
+    assert "--input-modality" in err and not out.exists()
+    assert main(["convert", str(volume), "--to", "mr", "--input-modality", "mr", "--out", str(out), "--model", str(tiny_bundle_dir)]) == 1
+    assert "is MR (--input-modality mr says so): --to mr has nothing to translate" in capsys.readouterr().err
 
 
 def test_record_needs_an_explicit_model(tmp_path, capsys):

@@ -145,7 +145,7 @@ def test_failed_save_keeps_the_previous_bundle(tiny_bundle, tmp_path, monkeypatc
         return real_rename(self, target)
 
     monkeypatch.setattr(Path, "rename", rename)
-    with pytest.raises(OSError):
+    with pytest.raises(BundleError, match=r"cannot save the model bundle .*/m: the disk is full"):
         save_bundle(tiny_bundle, path)
     monkeypatch.undo()
     assert (path / "weights.pt").read_bytes() == before
@@ -169,9 +169,20 @@ def test_translator_keeps_geometry_and_labels_synthetic(tiny_bundle, ct_scan):
     assert synthetic.provenance.synthetic and synthetic.provenance.model_name == "tiny-test"
     assert synthetic.provenance.direction == "ct2mr"
     assert seen[-1] == (5, 5) and [d for d, _ in seen] == [2, 4, 5]
-    mr_range = tiny_bundle.contract.mr
-    assert synthetic.voxels.min() >= mr_range.synthetic_lo and synthetic.voxels.max() <= mr_range.synthetic_hi
     assert synthetic.voxels.std() > 0
+
+
+class _Constant(torch.nn.Module):
+    """A generator whose every output pixel is `value` (tanh range or beyond)."""
+
+    size_multiple = 4
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x, self.value)
 
 
 class _Identity(torch.nn.Module):
@@ -202,13 +213,24 @@ def test_translator_geometry_round_trip_with_an_identity_network(tiny_bundle, ct
     assert back[:, 6:11, 4:8].mean() > 120.0 and back[:, 20:28, 16:24].mean() < 60.0
 
 
-def test_translator_mr_to_ct_is_in_hu_inside_the_window(tiny_bundle, ct_scan):
+@pytest.mark.parametrize(
+    ("output", "hu", "mr_units"),
+    [(0.5, 125.0, 750.0), (-0.2, 20.0, 400.0), (3.0, 200.0, 1000.0), (-3.0, -100.0, 0.0)],
+)
+def test_translator_maps_the_network_output_to_physical_units(tiny_bundle, ct_scan, output, hu, mr_units):
+    """CT window [-100, 200] HU and synthetic MR on [0, 1000]: value = lo + (output + 1) / 2 * (hi - lo),
+    clipped at the window's ends for outputs beyond [-1, 1]."""
+    import copy
     import dataclasses
 
-    mr = dataclasses.replace(ct_scan, modality=Modality.MR)
-    synthetic = Translator(tiny_bundle, device="cpu").translate(mr)
-    assert synthetic.modality is Modality.CT
-    assert synthetic.voxels.min() >= -100.0 and synthetic.voxels.max() <= 200.0
+    bundle = copy.copy(tiny_bundle)
+    bundle.generators = {"mr2ct": _Constant(output), "ct2mr": _Constant(output)}
+    translator = Translator(bundle, device="cpu")
+    synthetic_ct = translator.translate(dataclasses.replace(ct_scan, modality=Modality.MR))
+    synthetic_mr = translator.translate(ct_scan)
+    assert synthetic_ct.modality is Modality.CT and synthetic_mr.modality is Modality.MR
+    np.testing.assert_allclose(synthetic_ct.voxels, hu, atol=1e-3)
+    np.testing.assert_allclose(synthetic_mr.voxels, mr_units, atol=1e-3)
 
 
 def test_translator_cancel_stops_between_batches(tiny_bundle, ct_scan):
@@ -227,6 +249,71 @@ def test_translator_cancel_stops_between_batches(tiny_bundle, ct_scan):
 def test_translator_rejects_same_modality(tiny_bundle, ct_scan):
     with pytest.raises(ValueError, match="already CT"):
         Translator(tiny_bundle, device="cpu").translate(ct_scan, target=Modality.CT)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The aimedx_desktop.engine modules `path` imports at module level (not inside functions),
+    with the packages whose __init__ such an import runs."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            found |= {".".join(parts[:i]) for i in range(3, len(parts) + 1) if parts[:2] == ["aimedx_desktop", "engine"]}
+    return found
+
+
+def _engine_modules() -> dict[str, Path]:
+    modules = {}
+    for path in ENGINE.rglob("*.py"):
+        parts = path.relative_to(ENGINE.parent.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def test_engine_modules_import_each_other_without_a_cycle():
+    modules = _engine_modules()
+    graph = {  # a module's own packages are already importing when it runs: not an edge
+        name: sorted(t for t in _imported_modules(path) & set(modules) if t != name and not name.startswith(t + "."))
+        for name, path in modules.items()
+    }
+    cycles, state = [], {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = "open"
+        for target in graph[name]:
+            if state.get(target) == "open":
+                cycles.append(trail[trail.index(target):] + [target])
+            elif target not in state:
+                visit(target, trail + [target])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert "aimedx_desktop.engine.bundle" in graph and graph["aimedx_desktop.engine.bundle"]
+    assert not cycles, cycles
+
+
+def test_a_png_export_does_not_import_torch(tmp_path):
+    """Writers need geometry and intensity helpers, never the inference machinery."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from aimedx_desktop.engine.io.export import export_scan\n"
+        "from aimedx_desktop.engine.scan import Modality, Provenance, Scan\n"
+        "provenance = Provenance(('x.png',), 'png', True, 'tiny', '1', 'mr2ct')\n"
+        "scan = Scan(np.zeros((2, 8, 8), np.float32), Modality.CT, provenance=provenance)\n"
+        "print(len(export_scan(scan, sys.argv[1], fmt='png')), 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["2", "False"]
 
 
 @pytest.mark.parametrize("mode, checkerboard", [("transpose", True), ("resize", False)])

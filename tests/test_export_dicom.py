@@ -186,8 +186,12 @@ def test_read_back_through_the_app_reader_groups_with_the_source(tmp_path, mr_fr
     assert ct.geometry.orientation == pytest.approx(ct_from_nifti.geometry.orientation, abs=1e-6)
     assert ct.geometry.pixel_spacing == pytest.approx(ct_from_nifti.geometry.pixel_spacing)
 
-    folder = source_files[0].parent  # the synthetic series beside its source, as a PACS would hold them
-    written = export_scan(mr_from_dicom, folder, fmt="dicom")
+    folder = source_files[0].parent
+    with pytest.raises(ExportError, match="holds the source images: the synthetic files would be mixed into the source series"):
+        export_scan(mr_from_dicom, folder, fmt="dicom")
+    written = export_scan(mr_from_dicom, tmp_path / "mr", fmt="dicom")
+    for path in written:  # the synthetic series beside its source, as a PACS would hold them
+        shutil.copy(path, folder / path.name)
     series_uid = pydicom.dcmread(written[0]).SeriesInstanceUID
     mr = read_scan(folder, series_uid=series_uid)
     source = read_scan(folder, series_uid=mr_from_dicom.dicom_headers[0].SeriesInstanceUID)
@@ -251,12 +255,17 @@ def test_a_failed_overwrite_puts_the_old_series_back(tmp_path, ct_from_nifti, mo
 
 
 def test_a_source_file_is_never_a_target_even_with_overwrite(tmp_path, ct_from_nifti):
-    target = tmp_path / "synthetic_ct_0001.dcm"
-    target.write_bytes(b"source")
-    scan = synthetic(ct_from_nifti.voxels, Modality.CT, ct_from_nifti.geometry, sources=[target])
-    with pytest.raises(ExportError, match="source file"):
-        export_scan(scan, tmp_path, fmt="dicom", overwrite=True)
-    assert target.read_bytes() == b"source"
+    source = tmp_path / "source" / "synthetic_ct_0001.dcm"
+    source.parent.mkdir()
+    source.write_bytes(b"source")
+    scan = synthetic(ct_from_nifti.voxels, Modality.CT, ct_from_nifti.geometry, sources=[source])
+    with pytest.raises(ExportError, match="holds the source images"):
+        export_scan(scan, source.parent, fmt="dicom", overwrite=True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / source.name).symlink_to(source)  # the source again, under another folder
+    with pytest.raises(ExportError, match="it is one of the source files"):
+        export_scan(scan, tmp_path / "out", fmt="dicom", overwrite=True)
+    assert source.read_bytes() == b"source"
 
 
 def test_cancel_midway_leaves_the_folder_as_it_was(tmp_path, ct_from_nifti):
@@ -298,23 +307,18 @@ def test_a_source_without_study_or_frame_of_reference_uid_gets_new_ones(tmp_path
     assert len({(ds.StudyInstanceUID, ds.FrameOfReferenceUID) for ds in out}) == 1
 
 
-@pytest.mark.parametrize(
-    ("method", "failing_at", "named"),
-    [("__init__", None, r"out"), ("dataset", 2, r"out/synthetic_ct_0003\.dcm")],
-)
-def test_an_unexpected_error_is_an_export_error_naming_the_file(
-    tmp_path, ct_from_nifti, monkeypatch, method, failing_at, named
-):
+@pytest.mark.parametrize(("method", "failing_at"), [("__init__", None), ("dataset", 2)])
+def test_a_bug_while_writing_stays_a_bug_and_leaves_nothing(tmp_path, ct_from_nifti, monkeypatch, method, failing_at):
+    """Not dressed up as an ExportError (which would hide it from the internal-error log)."""
     real = getattr(DicomSeriesWriter, method)
 
     def broken(self, *args, **kwargs):
         if failing_at is None or args[0] == failing_at:
-            raise KeyError("a header\nthat surprised us")
+            raise KeyError("a header that surprised us")
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(DicomSeriesWriter, method, broken)
-    one_line = rf"{named}: cannot build the file \(KeyError: 'a header\\nthat surprised us'\)$"
-    with pytest.raises(ExportError, match=one_line):
+    with pytest.raises(KeyError, match="surprised us"):
         export_scan(ct_from_nifti, tmp_path / "out", fmt="dicom")
     assert list((tmp_path / "out").iterdir()) == []
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from aimedx_desktop.engine.intensity import default_window, is_display_windowed_ct
 from aimedx_desktop.engine.io import ScanReadError, png_writer, read_scan
-from aimedx_desktop.engine.io.export import ExportError, existing_targets, export_scan, planned_paths
+from aimedx_desktop.engine.io.export import ExportError, export_scan
+from aimedx_desktop.engine.io.output import existing_targets, planned_paths
 from aimedx_desktop.engine.io.raster import CALIBRATED
 from aimedx_desktop.engine.scan import Modality, Provenance
 

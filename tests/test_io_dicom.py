@@ -16,7 +16,12 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    ComprehensiveSRStorage,
+    GrayscaleSoftcopyPresentationStateStorage,
+    KeyObjectSelectionDocumentStorage,
     MPEG2MPML,
+    RTStructureSetStorage,
+    SegmentationStorage,
     PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
     EnhancedMRImageStorage,
@@ -350,7 +355,7 @@ def test_damaged_files_in_a_series_folder_are_skipped_with_a_warning(tmp_path):
     second.write_bytes(second.read_bytes()[:-10])  # pixel data cut
     scan = read_scan(folder)
     assert scan.n_slices == 2
-    skipped = [w for w in scan.warnings if w.startswith("skipped an unreadable file")]
+    skipped = [w for w in scan.warnings if w.startswith("skipped a file")]
     assert len(skipped) == 2 and first.name in skipped[0] + skipped[1] and second.name in skipped[0] + skipped[1]
 
 
@@ -363,8 +368,13 @@ def test_series_whose_files_all_fail_raises_the_first_error(tmp_path):
 
 
 def test_file_without_image(tmp_path):
-    with pytest.raises(ScanReadError, match=r"^rtplan.dcm: DICOM file holds no image \(RT Plan Storage\)"):
+    with pytest.raises(ScanReadError, match=r"^rtplan.dcm: a DICOM RT Plan object \(Modality RTPLAN\), not an image"):
         read_scan(bundled("rtplan.dcm"))
+    private = pydicom.dcmread(bundled("rtplan.dcm"))
+    private.SOPClassUID = private.file_meta.MediaStorageSOPClassUID = "1.2.826.0.1.3680043.99.1"
+    private.save_as(tmp_path / "private.dcm")
+    with pytest.raises(ScanReadError, match=r"^private.dcm: DICOM file holds no image \(1.2.826.0.1.3680043.99.1\)"):
+        read_scan(tmp_path / "private.dcm")
 
 
 def test_unknown_and_missing_decoders_name_the_transfer_syntax(tmp_path, monkeypatch):
@@ -529,8 +539,133 @@ def test_a_file_that_cannot_be_opened_is_skipped_with_a_warning(tmp_path, monkey
     monkeypatch.setattr(Path, "open", open_)
     scan = read_scan(folder)
     assert scan.n_slices == 3
-    skipped = sorted(w for w in scan.warnings if w.startswith("skipped an unreadable file"))
+    skipped = sorted(w for w in scan.warnings if w.startswith("skipped a file"))
     assert skipped == [
-        f"skipped an unreadable file: {name}: cannot open (Permission denied)" for name in ("locked.dcm", "locked.txt")
+        f"skipped a file: {name}: cannot open (permission denied)" for name in ("locked.dcm", "locked.txt")
     ]
     assert [s.n_slices for s in list_series(folder)] == [3]
+
+
+# -- hostile headers -------------------------------------------------------------------------
+
+
+def non_image_object(path: Path, sop_class: str, modality: str, with_pixels: bool) -> Path:
+    """A DICOM object of a class that holds no image of the patient; SEG carries binary frames."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = "1.2.3", generate_uid(), modality
+    if with_pixels:
+        ds.NumberOfFrames = 2
+        ds.set_pixel_data(np.ones((2, 6, 5), np.uint8), "MONOCHROME2", 8, generate_instance_uid=False)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "modality", "what"),
+    [
+        (SegmentationStorage, "SEG", "Segmentation"),
+        (RTStructureSetStorage, "RTSTRUCT", "RT Structure Set"),
+        (ComprehensiveSRStorage, "SR", "Comprehensive SR"),
+        (GrayscaleSoftcopyPresentationStateStorage, "PR", "Grayscale Softcopy Presentation State"),
+        (KeyObjectSelectionDocumentStorage, "KO", "Key Object Selection Document"),
+    ],
+)
+def test_non_image_objects_are_refused_by_sop_class_even_with_a_modality_given(tmp_path, sop_class, modality, what):
+    path = non_image_object(tmp_path / "object.dcm", sop_class, modality, with_pixels=modality == "SEG")
+    expected = rf"^object.dcm: a DICOM {what} object \(Modality {modality}\), not an image: only CT and MR images"
+    with pytest.raises(ScanReadError, match=expected):
+        read_scan(path, modality="ct")
+    folder = make_series(tmp_path / "study", n=3)
+    shutil.copy(path, folder / "zz_object.dcm")
+    scan = read_scan(folder, modality="ct")  # the segmentation is not a second series
+    assert scan.n_slices == 3 and [s.n_slices for s in list_series(folder)] == [3]
+    assert f"skipped a file: zz_object.dcm: a DICOM {what} object (Modality {modality}), not an image" in scan.warnings
+    only = tmp_path / "only"
+    only.mkdir()
+    shutil.copy(path, only / "object.dcm")
+    with pytest.raises(ScanReadError, match=rf"no DICOM images found in this folder \(1 file\(s\) left out: object.dcm: a DICOM {what}"):
+        read_scan(only, modality="ct")
+
+
+@pytest.mark.parametrize(("spacing", "shown"), [([0.0, 0.0], "0\\\\0"), ([float("nan"), 0.5], "nan\\\\0.5"), ([-1.0, 1.0], "-1\\\\1")])
+def test_an_unusable_pixel_spacing_falls_back_to_1_mm_naming_the_file(tmp_path, tiny_bundle, spacing, shown):
+    from aimedx_desktop.engine.translator import Translator
+
+    folder = make_series(tmp_path / "s", n=3)
+    first = sorted(folder.iterdir())[0]
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.PixelSpacing = spacing
+        ds.save_as(path)
+    scan = read_scan(folder)
+    assert scan.geometry.pixel_spacing == (1.0, 1.0)
+    assert [w for w in scan.warnings if "PixelSpacing" in w] == [
+        f"{first.name} and 2 more file(s): PixelSpacing {shown.replace(chr(92) * 2, chr(92))} is not a spacing (two positive numbers): assuming 1 mm"
+    ]
+    synthetic = Translator(tiny_bundle, device="cpu").translate(scan)  # was a ZeroDivisionError / NaN to integer
+    assert synthetic.shape == scan.shape and np.isfinite(synthetic.voxels).all()
+
+
+def test_a_nan_image_position_is_dropped_on_read_so_the_export_works(tmp_path, tiny_bundle):
+    from aimedx_desktop.engine.io.export import export_scan
+    from aimedx_desktop.engine.translator import Translator
+
+    folder = make_series(tmp_path / "s", n=3)
+    broken = sorted(folder.iterdir())[1]
+    ds = pydicom.dcmread(broken)
+    ds.ImagePositionPatient = [0.0, float("nan"), 2.5]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.save_as(broken)
+    scan = read_scan(folder)
+    assert scan.geometry.positions is None and scan.geometry.orientation == AXIAL
+    assert f"{broken.name}: ImagePositionPatient 0\\nan\\2.5 is not a position (NaN or infinite): slice positions ignored" in scan.warnings
+    synthetic = Translator(tiny_bundle, device="cpu").translate(scan)
+    written = export_scan(synthetic, tmp_path / "out", fmt="dicom")
+    positions = [pydicom.dcmread(p).ImagePositionPatient for p in written]
+    assert all(np.isfinite(np.asarray(p, float)).all() for p in positions)
+
+
+def test_a_non_unit_orientation_is_dropped_with_a_warning(tmp_path):
+    folder = make_series(tmp_path / "s", n=2)
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.ImageOrientationPatient = [0, 0, 0, 0, 0, 0]
+        ds.save_as(path)
+    scan = read_scan(folder)
+    assert scan.geometry.orientation is None and scan.geometry.positions is None
+    assert any("ImageOrientationPatient 0\\0\\0\\0\\0\\0 is not two perpendicular unit vectors" in w for w in scan.warnings)
+
+
+def test_a_header_promising_more_voxels_than_a_scan_may_have_is_refused_before_decoding(tmp_path):
+    """A 1-kB JPEG 2000 file claiming 4096 frames of 4096²: the decoder would allocate 137 GB."""
+    import tracemalloc
+
+    ds = make_dicom(tmp_path / "claim.dcm", ramp(0))
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.Rows = ds.Columns = 4096
+    ds.NumberOfFrames = 4096
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + bytes(64)])
+    ds.save_as(tmp_path / "claim.dcm", enforce_file_format=True)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ScanReadError, match=r"^claim.dcm: 4096×4096×4096×1 voxels according to the header .*: more than the 1,073,741,824 a scan may have; not read"):
+            read_scan(tmp_path / "claim.dcm")
+        assert tracemalloc.get_traced_memory()[1] < 50_000_000
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_series_larger_than_the_memory_left_is_refused_before_decoding(tmp_path, monkeypatch):
+    """The machine's free memory is the one boundary a test cannot set: it is replaced."""
+    from aimedx_desktop.engine import limits
+
+    folder = make_series(tmp_path / "s", n=4, shape=(64, 64))
+    monkeypatch.setattr(limits, "available_memory", lambda: 100_000)
+    with pytest.raises(ScanReadError, match=r"^s: 16384 voxels according to the headers of its 4 files: reading them needs about 0.3 MB, more than the 0.1 MB of memory available; not read"):
+        read_scan(folder)
+    monkeypatch.setattr(limits, "available_memory", lambda: 10_000_000)
+    assert read_scan(folder).n_slices == 4

@@ -100,3 +100,68 @@ def test_nan_and_infinite_voxels_are_replaced_with_a_warning(tmp_path):
     assert sorted(scan.voxels.ravel().tolist()) == sorted([finite.min(), finite.max(), finite.min(), *finite.tolist()])
     (warning,) = scan.warnings
     assert warning.startswith("3 voxel(s) were NaN or infinite") and f"minimum {finite.min():g}" in warning
+
+
+# -- headers that promise more than the file holds or the machine has ------------------------
+
+
+def header_only(path, shape: tuple[int, ...], dtype=np.int16, data: bytes = b"") -> "Path":
+    """A NIfTI-1 file whose header promises `shape` voxels, followed by `data` only."""
+    import gzip
+
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header["vox_offset"] = 352
+    content = header.binaryblock + bytes(4) + data
+    path.write_bytes(gzip.compress(content) if path.name.endswith(".gz") else content)
+    return path
+
+
+@pytest.fixture
+def plenty_of_memory(monkeypatch):
+    """The machine's free memory is the one boundary a test cannot set: here it is 1 TB."""
+    from aimedx_desktop.engine import limits
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 10**12)
+
+
+def refused_without_allocating(path, match: str) -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ScanReadError, match=match):
+            read_scan(path, modality="mr")
+        assert tracemalloc.get_traced_memory()[1] < 50_000_000
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_header_promising_more_voxels_than_a_scan_may_have(tmp_path):
+    refused_without_allocating(
+        header_only(tmp_path / "huge.nii.gz", (2048, 2048, 512)),
+        r"^huge.nii.gz: 2048×2048×512 voxels according to the header \(8.6 GB as 32-bit values\): more than the 1,073,741,824",
+    )
+
+
+def test_a_header_promising_more_than_a_small_file_can_hold(tmp_path, plenty_of_memory):
+    refused_without_allocating(
+        header_only(tmp_path / "tiny.nii", (32767, 32767, 1), np.uint8, bytes(8)),
+        r"^tiny.nii: damaged NIfTI file: the header promises 32767×32767×1 voxels \(1,073,676,289 bytes\), but the file holds only 8 bytes of voxels$",
+    )
+    refused_without_allocating(
+        header_only(tmp_path / "bomb.nii.gz", (1024, 1024, 512)),
+        r"^bomb.nii.gz: damaged NIfTI file: the header promises 1024×1024×512 voxels \(1,073,741,824 bytes\), but a \d+-byte gzip file cannot hold",
+    )
+
+
+def test_a_volume_larger_than_the_memory_left_is_refused(tmp_path, monkeypatch):
+    from aimedx_desktop.engine import limits
+
+    path = save(tmp_path, np.eye(4))  # 4×5×3 voxels: 960 bytes to read
+    monkeypatch.setattr(limits, "available_memory", lambda: 500)
+    with pytest.raises(ScanReadError, match=r"^vol.nii.gz: 4×5×3 voxels according to the header: reading them needs about 1.0 kB, more than the 0.5 kB of memory available; not read$"):
+        read_scan(path, modality="mr")
+    monkeypatch.setattr(limits, "available_memory", lambda: 2000)
+    assert read_scan(path, modality="mr").shape == (3, 5, 4)

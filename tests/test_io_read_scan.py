@@ -67,3 +67,27 @@ def test_a_file_that_cannot_be_opened_does_not_stop_a_png_folder(tmp_path, monke
 
     monkeypatch.setattr(Path, "open", open_)
     assert read_scan(tmp_path, modality="mr").shape == (2, 4, 4)
+
+
+def test_a_pipe_or_a_device_is_refused_at_once(tmp_path):
+    """Reading a FIFO nobody writes to, or /dev/zero, would never end (or fill the memory)."""
+    import os
+    import threading
+
+    fifo = tmp_path / "scan.dcm"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def read(path):
+        try:
+            read_scan(path)
+        except ScanReadError as error:
+            outcome.append(error)
+
+    for path, kind in ((fifo, "a named pipe \\(FIFO\\)"), (Path("/dev/zero"), "a device"), (Path("/dev/urandom"), "a device")):
+        reader = threading.Thread(target=read, args=(path,), daemon=True)
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), f"read_scan({path}) hangs"
+        with pytest.raises(ScanReadError, match=rf"^{path.name}: {kind}, not a file or folder; nothing was read$"):
+            raise outcome.pop()

@@ -139,7 +139,9 @@ def test_resume_follows_a_moved_run_folder_and_refuses_changed_options(tmp_path,
 
 @pytest.mark.parametrize("crop, image", [(30, 64), (64, 62), (128, 64)])
 def test_sizes_the_generator_cannot_take_are_refused(tmp_path, crop, image):
-    with pytest.raises(ValueError, match="size"):
+    from aimedx_desktop.engine.errors import UserError
+
+    with pytest.raises(UserError, match="size"):
         _config(tmp_path, tmp_path, tmp_path / "run", crop_size=crop, image_size=image)
 
 
@@ -232,7 +234,9 @@ def test_paired_training_learns_the_mapping_and_the_uncertainty(tmp_path):
 
 
 def test_uncertainty_without_pairs_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="--paired"):
+    from aimedx_desktop.engine.errors import UserError
+
+    with pytest.raises(UserError, match="--paired"):
         _config(tmp_path, tmp_path, tmp_path / "run", uncertainty=True)
 
 

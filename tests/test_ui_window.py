@@ -329,6 +329,33 @@ def test_presets_and_drag_change_the_levels_not_the_data(qtbot, window, monkeypa
     np.testing.assert_array_equal(ct_scan.voxels, before)
 
 
+def test_the_preset_picker_shows_the_active_window(qtbot, window, monkeypatch, ct_scan):
+    box = window.preset_box
+    assert box.currentText() == "Preset…"
+    open_in_memory(qtbot, window, monkeypatch, ct_scan)
+    assert box.currentText() == "1  Brain 40/80"  # CT opens on the brain window
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_4)
+    assert box.currentText() == "4  Bone 400/1800"
+    window.source_viewer.set_window(Window(123, 456))  # as a drag or the C/W fields do
+    assert box.currentText() == "Custom"
+    box.activated.emit(6)  # the toolbar's own choice: Lung
+    assert window.source_viewer.window == CT_PRESETS[5].window and box.currentText() == "6  Lung -600/1500"
+    qtbot.keyClick(window, Qt.Key.Key_0)
+    assert box.currentText() == "1  Brain 40/80"  # the automatic window of CT in HU is the brain window
+
+
+def test_the_preset_picker_says_auto_for_the_automatic_window_of_mr(qtbot, window, monkeypatch, ct_scan):
+    mr = dataclasses.replace(ct_scan, modality=Modality.MR)
+    open_in_memory(qtbot, window, monkeypatch, mr)
+    assert window.preset_box.currentText() == "0  Auto / reset"
+    window.source_viewer.set_window(Window(10, 20))
+    assert window.preset_box.currentText() == "Custom"
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_0)
+    assert window.preset_box.currentText() == "0  Auto / reset"
+
+
 def test_keyboard_slice_navigation(qtbot, window, monkeypatch, ct_scan):
     open_in_memory(qtbot, window, monkeypatch, ct_scan)
     viewer = window.source_viewer
@@ -405,6 +432,7 @@ def test_a_folder_with_several_series_asks_which(qtbot, window, monkeypatch, dia
 
 def test_export_actions_call_the_engine_writer(qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs, tmp_path):
     import aimedx_desktop.engine.io.export as export_module
+    import aimedx_desktop.engine.io.output as output_module
 
     win = with_tiny_model
     open_in_memory(qtbot, win, monkeypatch, ct_scan)
@@ -414,7 +442,7 @@ def test_export_actions_call_the_engine_writer(qtbot, with_tiny_model, monkeypat
 
     def fake_export(scan, out_dir, **options):
         calls.append((scan, Path(out_dir), options))
-        return export_module.planned_paths(scan, out_dir, options["fmt"])
+        return output_module.planned_paths(scan, out_dir, options["fmt"])
 
     monkeypatch.setattr(export_module, "export_scan", fake_export)
     win.synthetic_viewer.set_window(Window(300, 600))
@@ -426,7 +454,7 @@ def test_export_actions_call_the_engine_writer(qtbot, with_tiny_model, monkeypat
     assert options["window"] == (300.0, 600.0) and options["bits"] == 8 and not options["overwrite"]
 
     out.mkdir()
-    existing = export_module.planned_paths(scan, out, "dicom")[0]
+    existing = output_module.planned_paths(scan, out, "dicom")[0]
     existing.write_bytes(b"old")
     dialogs.export_request = ExportRequest("dicom", out, deidentify=True)
     dialogs.overwrite_answer = False
@@ -468,16 +496,8 @@ def test_help_and_model_card(qtbot, with_tiny_model, dialogs):
     assert "PgDown" in dialogs.texts[-1][1]
 
 
-# --- with the real readers and data --------------------------------------------------------
-@pytest.fixture
-def readers():
-    module = pytest.importorskip("aimedx_desktop.engine.io", reason="engine/io readers not available")
-    if not hasattr(module, "read_scan"):
-        pytest.skip("engine/io readers not available yet")
-    return module
-
-
-def test_opens_and_converts_a_real_dicom_file(qtbot, readers, with_tiny_model, bundled_samples):
+# --- with the real readers and data (a broken engine import fails these, never skips them) ---
+def test_opens_and_converts_a_real_dicom_file(qtbot, with_tiny_model, bundled_samples):
     win = with_tiny_model
     path = bundled_samples / "head_ct_ge" / "05.dcm"
     win.open_path(path)
@@ -490,7 +510,7 @@ def test_opens_and_converts_a_real_dicom_file(qtbot, readers, with_tiny_model, b
     assert win.synthetic_scan is not None and win.synthetic_scan.modality is Modality.MR
 
 
-def test_a_corrupt_file_shows_the_error_dialog(qtbot, readers, window, dialogs, tmp_path):
+def test_a_corrupt_file_shows_the_error_dialog(qtbot, window, dialogs, tmp_path):
     bad = tmp_path / "broken.dcm"
     bad.write_bytes(b"DICM" + bytes(range(256)) * 4)
     window.open_path(bad)
@@ -501,7 +521,7 @@ def test_a_corrupt_file_shows_the_error_dialog(qtbot, readers, window, dialogs, 
     assert window.source_scan is None
 
 
-def test_the_bundled_sample_opens_at_start(qtbot, readers, window, bundled_samples, tmp_path, monkeypatch):
+def test_the_bundled_sample_opens_at_start(qtbot, window, bundled_samples, tmp_path, monkeypatch):
     samples = tmp_path / "resources" / "samples"
     samples.mkdir(parents=True)
     shutil.copy(bundled_samples / "head_ct_ge" / "01.dcm", samples / "01.dcm")
@@ -516,3 +536,112 @@ def test_the_application_carries_the_app_icon(qapp, monkeypatch):
     monkeypatch.delenv("AIMEDX_RESOURCES", raising=False)
     assert (resources_dir() / "icons" / "aimedx.png").is_file()
     assert not ui_app.application().windowIcon().isNull()
+
+
+# --- faults: real bugs are logged, signals close cleanly, outputs are checked at once -------
+@pytest.fixture
+def log_home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state" / "aimedx" / "log"
+
+
+def test_a_bug_in_a_job_is_logged_and_said_in_a_dialog(qtbot, window, monkeypatch, dialogs, log_home):
+    def buggy_open(path, modality=None, series_uid=None):
+        return {}["no such key"]
+
+    monkeypatch.setattr(jobs, "open_path", buggy_open)
+    assert window.open_path(Path("scan.dcm"))
+    wait_idle(qtbot, window)
+    log = log_home / "aimedx.log"
+    assert dialogs.errors == [("Could not open the scan", f"scan.dcm\n\nSomething went wrong — details were saved to {log}")]
+    assert "KeyError: 'no such key'" in log.read_text() and "buggy_open" in log.read_text()
+
+
+def test_a_user_error_in_a_job_is_not_logged(qtbot, window, dialogs, tmp_path, log_home):
+    window.open_path(tmp_path / "missing.dcm")
+    wait_idle(qtbot, window)
+    assert dialogs.errors[0][1].endswith("missing.dcm: no such file or folder") and not log_home.exists()
+
+
+def test_a_bug_in_the_ui_thread_is_logged_and_said_in_a_dialog(window, dialogs, monkeypatch, log_home):
+    import sys
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    ui_app.report_bugs_in(window)
+    try:
+        window.navigate(None)  # a bug: None is not a function
+    except TypeError as error:
+        sys.excepthook(type(error), error, error.__traceback__)
+    log = log_home / "aimedx.log"
+    assert dialogs.errors == [("Something went wrong", f"Something went wrong — details were saved to {log}")]
+    assert "TypeError" in log.read_text() and "in navigate" in log.read_text()
+
+
+def test_a_file_given_at_the_first_start_opens_once_the_real_notice_is_accepted(qtbot, window, bundled_samples):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    window.dialogs = ui_dialogs.Dialogs(window)  # the real, modal notice
+    accepted = []
+
+    def accept_the_notice() -> None:
+        boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+        if not boxes:
+            QTimer.singleShot(50, accept_the_notice)
+            return
+        accepted.append(boxes[0].text())
+        next(b for b in boxes[0].buttons() if b.text() == "I understand").click()
+
+    QTimer.singleShot(0, accept_the_notice)
+    path = bundled_samples / "head_mr" / "t2_brain_stroke.nii.gz"
+    assert ui_app.start(window, initial=path)
+    wait_idle(qtbot, window)
+    assert accepted and "offline" in accepted[0] and window.settings.notice_accepted
+    assert window.source_scan is not None and window.source_scan.provenance.source_paths == (str(path),)
+
+
+def test_an_unusable_export_folder_is_refused_before_the_job(qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs, tmp_path):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    convert(qtbot, win)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    dialogs.export_request = ExportRequest("png", blocker)
+    assert not win.export("png") and not win.worker.busy
+    assert dialogs.errors == [("Export failed", f"{blocker}\n\ncannot write to {blocker}: it is a file, not a folder")]
+
+
+def test_a_terminating_signal_during_an_export_closes_the_window_without_staged_files(
+    qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs, tmp_path
+):
+    import os
+    import signal
+
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    convert(qtbot, win)
+    staged, resume = threading.Event(), threading.Event()
+    real_export = jobs.export
+
+    def gated_export(scan, request, overwrite, progress, cancel):
+        def gated_progress(done, total):
+            progress(done, total)
+            if done == 2:
+                staged.set()
+                resume.wait(10)
+
+        return real_export(scan, request, overwrite, gated_progress, cancel)
+
+    monkeypatch.setattr(jobs, "export", gated_export)
+    monkeypatch.setattr(ui_main_window, "CLOSE_WAIT_MS", 20)
+    out = tmp_path / "out"
+    dialogs.export_request = ExportRequest("dicom", out)
+    assert win.export("dicom")
+    qtbot.waitUntil(staged.is_set, timeout=TIMEOUT_MS)
+    assert len(list(out.glob(".synthetic_*.partial"))) == 2
+    with ui_app.close_on_termination(win):
+        os.kill(os.getpid(), signal.SIGTERM)
+        qtbot.waitUntil(lambda: win._close_pending, timeout=TIMEOUT_MS)  # asked to close: the job is cancelled
+        resume.set()
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=TIMEOUT_MS)
+    assert list(out.iterdir()) == [] and not dialogs.errors

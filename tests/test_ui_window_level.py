@@ -98,3 +98,10 @@ def test_recent_list_is_most_recent_first_unique_and_bounded():
     recent = [str(i) for i in range(10)]
     assert pushed_recent(recent, "5")[:3] == ["5", "0", "1"]
     assert len(pushed_recent(recent, "new")) == 10
+
+
+def test_preset_for_names_a_window_only_when_it_is_a_preset():
+    from aimedx_desktop.ui.window_level import preset_for
+
+    assert preset_for(Window(400, 1800)) is CT_PRESETS[3]
+    assert preset_for(Window(400, 1801)) is None

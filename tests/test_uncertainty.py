@@ -16,6 +16,7 @@ from aimedx_desktop.cli import main
 from aimedx_desktop.engine import metrics
 from aimedx_desktop.engine.bundle import UNCERTAINTY, load_bundle, uncertainty_card
 from aimedx_desktop.engine.datasets import paired_slices
+from aimedx_desktop.engine.errors import UserError
 from aimedx_desktop.engine.evaluation import calibrate_uncertainty, evaluate
 from aimedx_desktop.engine.io import read_scan
 from aimedx_desktop.engine.io.export import ExportError, export_scan
@@ -107,7 +108,7 @@ def test_evaluate_scores_the_map_and_calibration_makes_coverage_nominal(uncertai
 
 
 def test_calibrating_a_model_without_the_output_is_refused(tiny_bundle):
-    with pytest.raises(ValueError, match="no uncertainty output"):
+    with pytest.raises(UserError, match="no uncertainty output"):
         calibrate_uncertainty(tiny_bundle, {}, "")
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from aimedx_desktop.engine.bundle import ModelBundle, new_bundle
+from aimedx_desktop.engine.errors import UserError
 from aimedx_desktop.engine.networks import GeneratorConfig, build_generator
 from aimedx_desktop.engine.scan import Geometry, Modality, Scan
 from aimedx_desktop.engine.translator import Translator
@@ -44,6 +45,8 @@ def ms_per_slice(bundle: ModelBundle, slices: int, device: str, repeats: int = 2
 
 def run_benchmark(bundle: ModelBundle, slices: int = 16, device: str = "auto", threads: int | None = None) -> str:
     """The report printed by `aimedx bench`."""
+    if slices < 1 or (threads is not None and threads < 1):
+        raise UserError(f"--slices and --threads must be at least 1, not {slices if slices < 1 else threads}")
     if threads:
         torch.set_num_threads(threads)
     reference = new_bundle("reference-resnet9", REFERENCE, bundle.contract, image_size=bundle.image_size)

@@ -17,8 +17,8 @@ import json
 import math
 import os
 import pickle
-import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from aimedx_desktop.engine.errors import BundleError, first_line
 from aimedx_desktop.engine.intensity import IntensityContract
+from aimedx_desktop.engine.io.errors import os_error_reason
+from aimedx_desktop.engine.limits import memory_problem
 from aimedx_desktop.engine.networks import GeneratorConfig, build_generator, init_weights
 from aimedx_desktop.engine.report import format_table
 from aimedx_desktop.engine.scan import UNCERTAINTY, Modality
@@ -48,10 +51,6 @@ NOMINAL_COVERAGE = 0.6827
 LOG_SCALE_RANGE = (-9.0, 3.0)
 """Clamp of a generator's log Laplace scale output (the model's normalised units), in training
 and inference alike."""
-
-
-class BundleError(Exception):
-    """A model bundle is missing, malformed or does not match its card."""
 
 
 @dataclass(frozen=True)
@@ -228,10 +227,15 @@ def _outputs_card(config: GeneratorConfig) -> dict[str, Any]:
 
 
 def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
-    """Write the bundle folder atomically: a temporary sibling folder renamed into place."""
+    """Write the bundle folder atomically: a temporary sibling folder renamed into place.
+
+    BundleError when the disk refuses (read-only, no permission, full): the previous bundle stays."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as error:
+        raise BundleError(f"cannot save the model bundle {target}: {os_error_reason(error)}") from None
     backup = target.with_name(f".{target.name}.old")
     _make_readable_like_a_new_folder(staging)
     try:
@@ -243,10 +247,12 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
             target.rename(backup)
         staging.rename(target)
         shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if backup.exists() and not target.exists():
             backup.rename(target)  # put the previous bundle back
+        if isinstance(error, OSError):
+            raise BundleError(f"cannot save the model bundle {target}: {os_error_reason(error)}") from None
         raise
     bundle.path = target
     return target
@@ -261,21 +267,29 @@ def _make_readable_like_a_new_folder(folder: Path) -> None:
 
 MAX_CARD_BYTES = 1_000_000
 """A model card is a few kilobytes of JSON; anything far larger is not one."""
+MAX_CARD_DEPTH = 32
+"""A model card nests a few levels; deeper nesting would only exhaust the recursion of whatever
+shows it (the card text, `aimedx info`)."""
+MAX_GENERATOR_PARAMETERS = 200_000_000
+"""Per generator: the reference ResNet-9 has 11 million; more is not a model for this app."""
 
 
 def read_card(path: str | Path) -> dict[str, Any]:
     """The model card of a bundle folder, validated."""
     card_path = Path(path) / CARD_NAME
     try:
-        if card_path.stat().st_size > MAX_CARD_BYTES:
-            raise BundleError(f"{card_path}: model card is larger than {MAX_CARD_BYTES // 1000} kB; not a model card")
+        _require_regular_file(card_path, MAX_CARD_BYTES, "a model card")
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{path}: not a model bundle (no {CARD_NAME})") from None
     except RecursionError:
         raise BundleError(f"{card_path}: model card is nested too deeply to be a model card") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleError(f"{card_path}: unreadable model card ({error})") from None
+    except OSError as error:
+        raise BundleError(f"{card_path}: unreadable model card ({os_error_reason(error)})") from None
+    if _depth(card) > MAX_CARD_DEPTH:
+        raise BundleError(f"{card_path}: model card is nested more than {MAX_CARD_DEPTH} levels deep; not a model card")
     if not isinstance(card, dict) or card.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{card_path}: not an {BUNDLE_FORMAT} model card")
     version = card.get("format_version", 0)
@@ -290,12 +304,53 @@ def read_card(path: str | Path) -> dict[str, Any]:
         IntensityContract.from_dict(card["intensity"])
         config = GeneratorConfig.from_dict(card["architecture"].get("generator"))
         _check_image_size(card.get("image_size", 256), config)
+        _check_model_size(config)
         if config.uncertainty:
             for direction in DIRECTIONS:
                 _uncertainty_from_card(card.get("outputs", {}).get(UNCERTAINTY), direction)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise BundleError(f"{card_path}: {error}") from None
     return card
+
+
+def _require_regular_file(path: Path, max_bytes: int, what: str) -> None:
+    """A FIFO or a device would hang the read, a huge file exhaust memory: refuse both at once."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise BundleError(f"{path}: not a regular file (a pipe or a device?); not read")
+    if info.st_size > max_bytes:
+        raise BundleError(f"{path}: {info.st_size:,} bytes, too large for {what} (at most {max_bytes:,}); not read")
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in a JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _parameter_count(config: GeneratorConfig) -> int:
+    """The generator's parameters, counted on PyTorch's meta device: nothing is allocated."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in build_generator(config).parameters())
+
+
+def _check_model_size(config: GeneratorConfig) -> None:
+    """Refuse (ValueError) an architecture too large to be a model, or to load here, before building it."""
+    count = _parameter_count(config)
+    if count > MAX_GENERATOR_PARAMETERS:
+        raise ValueError(
+            f"the architecture has {count:,} parameters per generator, more than the {MAX_GENERATOR_PARAMETERS:,} "
+            "a model for this app may have; not loaded"
+        )
+    problem = memory_problem(2 * len(DIRECTIONS) * count * 4, f"loading the two {count:,}-parameter generators")
+    if problem is not None:
+        raise ValueError(f"{problem}; not loaded")
 
 
 def _check_image_size(size: Any, config: GeneratorConfig) -> None:
@@ -311,7 +366,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
     folder = Path(path)
     card = read_card(folder)
     config = GeneratorConfig.from_dict(card["architecture"]["generator"])
-    state = _read_weights(folder / WEIGHTS_NAME)
+    state = _read_weights(folder / WEIGHTS_NAME, config)
     generators = {}
     for direction in DIRECTIONS:
         weights = state.get(direction) if isinstance(state, dict) else None
@@ -321,34 +376,34 @@ def load_bundle(path: str | Path) -> ModelBundle:
         try:
             generator.load_state_dict(_upgrade_format1(weights, generator))
         except (RuntimeError, ValueError, TypeError, KeyError) as error:
-            raise BundleError(f"{folder}: {direction} weights do not match the card's architecture ({_first_line(error)})") from None
+            raise BundleError(f"{folder}: {direction} weights do not match the card's architecture ({first_line(error)})") from None
         generators[direction] = generator.eval()
     return ModelBundle(card=card, generators=generators, path=folder)
 
 
-def _read_weights(path: Path) -> Any:
-    """The tensors of a weights file, refusing pickled code and non-finite numbers."""
+def _read_weights(path: Path, config: GeneratorConfig) -> Any:
+    """The tensors of a weights file, refusing pickled code, non-finite numbers, and a file far
+    larger than the card's architecture needs."""
+    expected = len(DIRECTIONS) * _parameter_count(config) * 4
     try:
+        _require_regular_file(path, 2 * expected + 1_000_000, f"the weights of this architecture ({expected:,} bytes)")
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise BundleError(f"{path.parent}: model bundle has no {WEIGHTS_NAME}") from None
+    except BundleError:
+        raise
     except pickle.UnpicklingError:
         raise BundleError(
             f"{path}: the file holds code or objects other than tensors, so it was not loaded "
             "(model files must be plain weights)"
         ) from None
     except Exception as error:  # torch raises many types for truncated or foreign files
-        raise BundleError(f"{path}: not a readable weights file ({_first_line(error)})") from None
+        raise BundleError(f"{path}: not a readable weights file ({first_line(error)})") from None
     for direction, weights in (state.items() if isinstance(state, dict) else []):
         for name, tensor in (weights.items() if isinstance(weights, dict) else []):
             if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise BundleError(f"{path}: {direction} weight {name} holds NaN or infinite values; the model is broken")
     return state
-
-
-def _first_line(error: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _upgrade_format1(state: dict[str, torch.Tensor], generator: torch.nn.Module) -> dict[str, torch.Tensor]:

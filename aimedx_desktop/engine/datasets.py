@@ -15,8 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from aimedx_desktop.engine.errors import UserError
 from aimedx_desktop.engine.intensity import IntensityContract, prepare_source
 from aimedx_desktop.engine.io import read_scan
+from aimedx_desktop.engine.io.errors import ScanReadError, os_error_reason
 from aimedx_desktop.engine.io.raster import raster_files
 from aimedx_desktop.engine.metrics import head_mask
 from aimedx_desktop.engine.preprocess import SliceLayout, fit_to_model
@@ -37,7 +39,10 @@ def expand_inputs(
     select one (`include`)."""
     found: list[Path] = []
     for path in map(Path, paths):
-        slices = raster_files(path) if path.is_dir() else []
+        try:
+            slices = raster_files(path) if path.is_dir() else []
+        except OSError as error:  # a folder we may not list
+            raise ScanReadError(path, f"cannot read ({os_error_reason(error)})") from None
         if slices:
             found += slices
         else:
@@ -97,7 +102,7 @@ class SliceSet:
                 sources.append(f"{path.name}[{index}]")
                 grids.append(scan.voxels.shape[1:])
         if not slices:
-            raise ValueError(f"no usable {modality.value} slices in {len(paths)} input(s)")
+            raise UserError(f"no usable {modality.value} slices in {len(paths)} input(s)")
         return cls(slices, sources, grids, skipped)
 
     def summary(self) -> dict[str, int]:
@@ -224,14 +229,14 @@ def paired_slices(ct_paths: list[Path], mr_paths: list[Path], contract: Intensit
         ct_scan = read_in_physical_units(ct_path, Modality.CT, contract)
         mr_scan = read_in_physical_units(mr_path, Modality.MR, contract)
         if ct_scan.shape != mr_scan.shape:
-            raise ValueError(f"{ct_path.name}: CT {ct_scan.shape} and MR {mr_scan.shape} do not line up")
+            raise UserError(f"{ct_path.name}: CT {ct_scan.shape} and MR {mr_scan.shape} do not line up")
         for index in range(ct_scan.n_slices):
             name = ct_path.name if ct_scan.n_slices == 1 else f"{ct_path.name}[{index}]"
             pairs.append(
                 SlicePair(name, ct_scan.voxels[index], mr_scan.voxels[index], _one_slice(ct_scan, index), _one_slice(mr_scan, index))
             )
     if not pairs:
-        raise ValueError("no CT and MR inputs share a file name, so nothing can be paired")
+        raise UserError("no CT and MR inputs share a file name, so nothing can be paired")
     return pairs
 
 

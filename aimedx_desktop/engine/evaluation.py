@@ -25,6 +25,7 @@ from aimedx_desktop.engine import metrics
 from aimedx_desktop.engine.bundle import ModelBundle, save_bundle, uncertainty_card
 from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.datasets import SlicePair
+from aimedx_desktop.engine.errors import UserError
 from aimedx_desktop.engine.scan import UNCERTAINTY, Modality
 from aimedx_desktop.engine.translator import Translator
 
@@ -77,6 +78,8 @@ def _score_slice(bundle: ModelBundle, translator: Translator, pair: SlicePair, d
             uncertainty = uncertainty / output_map.units_per_model_unit
     lo, hi = _scoring_scale(bundle, target_modality)
     mask = metrics.head_mask(target, lo + MASK_FRACTION * (hi - lo))
+    if not mask.any():
+        raise UserError(f"{pair.name}: the real {target_modality.value} image shows no head to score inside; leave it out")
     return Scored(prediction, target, source, mask, uncertainty)
 
 
@@ -180,7 +183,7 @@ def calibrate_uncertainty(bundle: ModelBundle, result: dict, fitted_on: str) -> 
     than on new ones, and the calibrated interval would be too narrow. Returns the new scales.
     """
     if not bundle.has_uncertainty:
-        raise ValueError(f"{bundle.name} {bundle.version} has no uncertainty output to calibrate")
+        raise UserError(f"{bundle.name} {bundle.version} has no uncertainty output to calibrate")
     scales, nominal = {}, 0.0
     for direction, source in DIRECTIONS.items():
         current = bundle.uncertainty(source)

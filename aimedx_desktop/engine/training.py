@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from aimedx_desktop.engine.bundle import LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
 from aimedx_desktop.engine.datasets import SliceSet, TrainingSlices, expand_inputs, paired_slices
+from aimedx_desktop.engine.errors import UserError, first_line
 from aimedx_desktop.engine.evaluation import evaluate, record_in_card
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
 from aimedx_desktop.engine.networks import UPSAMPLING, GeneratorConfig, PatchDiscriminator, build_generator, init_weights
@@ -114,16 +115,21 @@ class TrainConfig:
     command: str = option("", help="the command line that started (and resumed) the run", cli=False)
 
     def __post_init__(self) -> None:
+        """Options are the user's input: each bad one is a UserError naming it."""
         self.ct_window = tuple(map(float, self.ct_window))  # type: ignore[assignment]
         self.mr_percentiles = tuple(map(float, self.mr_percentiles))  # type: ignore[assignment]
-        multiple = self.generator_config.size_multiple
+        try:
+            multiple = self.generator_config.size_multiple
+            self.contract  # noqa: B018 - validates --ct-window and --mr-percentiles
+        except ValueError as error:
+            raise UserError(f"bad training option: {error}") from None
         for name in ("crop_size", "image_size"):
             if getattr(self, name) % multiple:
-                raise ValueError(f"--{name.replace('_', '-')} must be a multiple of {multiple}")
+                raise UserError(f"--{name.replace('_', '-')} must be a multiple of {multiple}")
         if self.crop_size > self.image_size:
-            raise ValueError("--crop-size must not exceed --image-size")
+            raise UserError("--crop-size must not exceed --image-size")
         if self.uncertainty and not self.paired:
-            raise ValueError("--uncertainty learns from pairs: add --paired")
+            raise UserError("--uncertainty learns from pairs: add --paired")
 
     @property
     def contract(self) -> IntensityContract:
@@ -319,7 +325,7 @@ class Trainer:
         mr = SliceSet.load(mr_paths, Modality.MR, contract, config.image_size, config.min_foreground)
         dataset = TrainingSlices(ct, mr, config.crop_size, config.image_size, seed=config.seed, paired=config.paired)
         if config.paired and not dataset.pairs:
-            raise ValueError("--paired: no CT and MR slices share a file name (or a slice of volumes on one grid)")
+            raise UserError("--paired: no CT and MR slices share a file name (or a slice of volumes on one grid)")
         self.data_summary = {
             "ct_inputs": len(ct_paths),
             "mr_inputs": len(mr_paths),
@@ -643,8 +649,11 @@ def load_run(out: str | Path, overrides: dict[str, Any] | None = None) -> TrainC
 def read_checkpoint(out: str | Path) -> dict[str, Any]:
     path = Path(out) / CHECKPOINT_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint to resume from")
-    return torch.load(path, map_location="cpu", weights_only=True)
+        raise UserError(f"{path}: no checkpoint to resume from")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        raise UserError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
 
 
 def train(

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import TracebackType
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from aimedx_desktop.error_log import bug_message
 from aimedx_desktop.resources import default_sample, resources_dir
+from aimedx_desktop.termination import on_termination
 from aimedx_desktop.ui.dialogs import Dialogs
 from aimedx_desktop.ui.settings import APPLICATION, ORGANISATION, AppSettings
+
+SIGNAL_CHECK_MS = 200
 
 
 def application(argv: list[str] | None = None) -> QApplication:
@@ -49,15 +54,39 @@ def start(window, initial: Path | None) -> bool:
     return True
 
 
+def report_bugs_in(window) -> None:
+    """An exception that escapes a slot of the UI thread is a bug: logged, and said in a dialog."""
+
+    def hook(kind: type[BaseException], error: BaseException, traceback: TracebackType | None) -> None:
+        if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit: Python's own handling
+            sys.__excepthook__(kind, error, traceback)
+            return
+        window.dialogs.error("Something went wrong", bug_message(error.with_traceback(traceback), "the desktop app"))
+
+    sys.excepthook = hook
+
+
+def close_on_termination(window):
+    """A context in which SIGTERM, SIGHUP, ... close the window as its Quit does: the running job
+    is cancelled (an export removes its staged files) before the app ends."""
+    return on_termination(lambda _signum: QTimer.singleShot(0, window.close))
+
+
 def run_app(argv: list[str]) -> int:
     """`aimedx [FILE]`: open the window (on FILE when given) and run until it closes."""
     app = application()
     window = create_window()
     initial = Path(argv[0]) if argv else None
+    report_bugs_in(window)
 
     def begin() -> None:
         if not start(window, initial):
             window.close()
 
+    # Python handles a signal only when it runs: a timer lets it run while Qt waits for events.
+    heartbeat = QTimer(window)
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start(SIGNAL_CHECK_MS)
     QTimer.singleShot(0, begin)
-    return app.exec()
+    with close_on_termination(window):
+        return app.exec()

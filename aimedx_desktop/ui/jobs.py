@@ -18,16 +18,6 @@ Progress = Callable[[int, int], None]
 SliceReady = Callable[[int, Any], None]
 
 
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is for the user (shown as is, without a traceback).
-
-    Imported on first use: the engine's error types pull in torch, which the window must not
-    wait for at start-up."""
-    from aimedx_desktop.engine.errors import USER_ERRORS
-
-    return USER_ERRORS
-
-
 def open_path(path: Path, modality: str | None = None, series_uid: str | None = None) -> Scan | list[Any]:
     """The Scan at `path`, or the folder's SeriesInfo list when it holds several series."""
     from aimedx_desktop.engine.io import list_series, read_scan

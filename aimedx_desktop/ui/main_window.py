@@ -37,10 +37,13 @@ from aimedx_desktop.ui.dialogs import ABOUT_TEXT, Dialogs
 from aimedx_desktop.ui.network import NetworkUi
 from aimedx_desktop.ui.settings import AppSettings
 from aimedx_desktop.ui.viewer import SliceViewer
-from aimedx_desktop.ui.window_level import CT_PRESETS, Preset
+from aimedx_desktop.ui.window_level import CT_PRESETS, Preset, preset_for
 from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.ui.worker import Worker
 
+NO_PRESET = "Preset…"
+CUSTOM = "Custom"
+"""The preset picker's first entry: nothing shown yet, or a window that is no preset and not Auto."""
 NO_MODEL_TEXT = "No model installed: conversion is unavailable until one is (Model → Import bundle…)"
 DIRECTIONS: tuple[tuple[str, Modality | None], ...] = (("Auto", None), ("CT → MR", Modality.CT), ("MR → CT", Modality.MR))
 NAVIGATION_KEYS: tuple[tuple[str, tuple[str, ...], Callable[[int, int], int]], ...] = (
@@ -93,12 +96,13 @@ class MainWindow(QMainWindow):
         self.synthetic_viewer = SliceViewer("Synthetic", synthetic=True)
         self.viewers = (self.source_viewer, self.synthetic_viewer)
         self._active = self.source_viewer
+        self._window_pane = self.source_viewer  # whose window the toolbar's preset picker shows
         splitter = QSplitter(Qt.Orientation.Horizontal)
         for viewer in self.viewers:
             splitter.addWidget(viewer)
             viewer.sliceChanged.connect(lambda index, v=viewer: self._slice_changed(v, index))
             viewer.cursorMoved.connect(lambda row, col, v=viewer: self._cursor_moved(v, row, col))
-            viewer.windowChanged.connect(lambda _window: self._update_window_label())
+            viewer.windowChanged.connect(lambda _window, v=viewer: self._window_changed(v))
         self.notes_label = QLabel("")
         self.notes_label.setWordWrap(True)
         self.notes_label.setStyleSheet(NOTES_STYLE)
@@ -219,9 +223,10 @@ class MainWindow(QMainWindow):
         toolbar.addSeparator()
         toolbar.addWidget(QLabel(" Window: "))
         self.preset_box = QComboBox()
-        self.preset_box.addItem("Preset…")
+        self.preset_box.addItem(NO_PRESET)
         self.preset_box.addItems([f"{p.key}  {p.name} {p.window.centre:g}/{p.window.width:g}" for p in CT_PRESETS])
         self.preset_box.addItem("0  Auto / reset")
+        self.preset_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.preset_box.activated.connect(self._preset_chosen)
         toolbar.addWidget(self.preset_box)
 
@@ -503,13 +508,15 @@ class MainWindow(QMainWindow):
         request = self.dialogs.export_options(fmt, (window.centre, window.width), self.settings.last_dir, has_map)
         if request is None:
             return False
-        from aimedx_desktop.engine.io.export import existing_targets
+        from aimedx_desktop.engine.errors import USER_ERRORS
+        from aimedx_desktop.engine.io.output import check_output, existing_targets
 
-        try:
-            existing = existing_targets(scan, request.out_dir, request.fmt, request.uncertainty)
-        except jobs.user_error_types() as error:  # e.g. an unknown format, an unreadable folder
+        try:  # at once, not after the user waited for the job: a file, read-only, the source folder…
+            check_output(scan, request.out_dir, request.fmt, True, request.bits, request.uncertainty)
+        except USER_ERRORS as error:
             self.dialogs.error("Export failed", f"{request.out_dir}\n\n{error}")
             return False
+        existing = existing_targets(scan, request.out_dir, request.fmt, request.uncertainty)
         if existing and not self.dialogs.confirm_overwrite(existing):
             return False
         overwrite = bool(existing)
@@ -539,17 +546,37 @@ class MainWindow(QMainWindow):
             viewer.set_window(preset.window)
         if not panes:
             self.statusBar().showMessage("CT presets apply to CT in HU; press 0 for the automatic window", 4000)
+        self._sync_preset_box()
 
     def reset_windows(self) -> None:
         for viewer in self.viewers:
             viewer.reset_window()
+        self._sync_preset_box()
 
     def _preset_chosen(self, index: int) -> None:
         if 1 <= index <= len(CT_PRESETS):
             self.apply_preset(CT_PRESETS[index - 1])
         elif index == len(CT_PRESETS) + 1:
             self.reset_windows()
-        self.preset_box.setCurrentIndex(0)
+        self._sync_preset_box()
+
+    def _window_changed(self, viewer: SliceViewer) -> None:
+        self._window_pane = viewer
+        self._update_window_label()
+
+    def _sync_preset_box(self) -> None:
+        """Show the window of the pane changed last: its CT preset, Auto, or Custom (after a drag,
+        typed values); "Preset…" while no pane shows a scan."""
+        pane = self._window_pane if self._window_pane.scan is not None else self.source_viewer
+        preset = preset_for(pane.window) if pane.shows_hu else None
+        if preset is not None:
+            index = 1 + CT_PRESETS.index(preset)
+        elif pane.scan is not None and pane.window == pane.auto_window:
+            index = len(CT_PRESETS) + 1
+        else:
+            index = 0
+        self.preset_box.setItemText(0, CUSTOM if pane.scan is not None else NO_PRESET)
+        self.preset_box.setCurrentIndex(index)
 
     def reset_view(self) -> None:
         for viewer in self.viewers:
@@ -593,6 +620,7 @@ class MainWindow(QMainWindow):
     def _update_window_label(self) -> None:
         parts = [f"{v.title.lower()} {v.window.label()}" for v in self.viewers if v.scan is not None]
         self.window_label.setText("W/L " + " · ".join(parts) if parts else "")
+        self._sync_preset_box()
 
     def _update_state(self) -> None:
         busy = self.worker.busy

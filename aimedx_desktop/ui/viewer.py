@@ -100,6 +100,7 @@ class SliceViewer(QWidget):
         self.scan: Scan | None = None
         self.index = 0
         self.window = Window(0.5, 1.0)
+        self.auto_window = self.window  # what reset_window would set: the toolbar shows "Auto" for it
         self.value_range = 1.0
         self._ready: np.ndarray | None = None
         self._in_hu = False
@@ -221,8 +222,9 @@ class SliceViewer(QWidget):
             self._show_empty()
             return
         self._in_hu = is_ct_in_hu(scan)
+        self.auto_window = default_window(scan.voxels, self._in_hu, scan.display_window)
         if not keep_window:
-            self.window = default_window(scan.voxels, self._in_hu, scan.display_window)
+            self.window = self.auto_window
         self.value_range = data_range(scan.voxels)
         self._configure(scan, keep_index=keep_view and same_grid, keep_range=keep_view and same_grid)
         units = "HU" if scan.modality is Modality.CT else "a.u."
@@ -248,7 +250,7 @@ class SliceViewer(QWidget):
         self.map_overlay.set_map(None, "", None)
         self._sync_map_controls()
         self._in_hu = modality is Modality.CT
-        self.window = default_window(self.scan.voxels[:0], self._in_hu)
+        self.window = self.auto_window = default_window(self.scan.voxels[:0], self._in_hu)
         self.value_range = 1.0
         self._configure(self.scan, keep_index=True, keep_range=same_grid)
 
@@ -260,7 +262,7 @@ class SliceViewer(QWidget):
         self._ready[index] = True
         if first:
             if not self._in_hu:
-                self.window = default_window(data, False)
+                self.window = self.auto_window = default_window(data, False)
             self.value_range = data_range(data)
         if first or index == self.index:
             self._refresh()
@@ -352,7 +354,8 @@ class SliceViewer(QWidget):
             return
         suggested = self.scan.display_window
         voxels = self.scan.voxels if self._ready is None else self.scan.voxels[self._ready]
-        self.set_window(default_window(voxels, self._in_hu, suggested))
+        self.auto_window = default_window(voxels, self._in_hu, suggested)
+        self.set_window(self.auto_window)
 
     @property
     def shows_hu(self) -> bool:

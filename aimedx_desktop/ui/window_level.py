@@ -52,6 +52,11 @@ CT_PRESETS: tuple[Preset, ...] = (
 )
 
 
+def preset_for(window: Window, presets: tuple[Preset, ...] = CT_PRESETS) -> Preset | None:
+    """The preset whose window `window` is, if any."""
+    return next((preset for preset in presets if preset.window == window), None)
+
+
 def default_window(
     voxels: np.ndarray, is_ct_in_hu: bool, suggested: tuple[float, float] | None = None
 ) -> Window:

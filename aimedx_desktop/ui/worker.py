@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from aimedx_desktop.engine.cancel import Cancelled
-from aimedx_desktop.ui import jobs
+from aimedx_desktop.error_log import bug_message
 
 
 class JobContext:
@@ -55,17 +53,14 @@ class _JobThread(QThread):
             self.succeeded.emit(value)
 
     def _report(self, error: Exception) -> None:
+        from aimedx_desktop.engine.errors import USER_ERRORS, first_line  # here: it loads the readers (pydicom)
+
         if isinstance(error, Cancelled):
             self.cancelled.emit()
-            return
-        try:
-            expected = isinstance(error, jobs.user_error_types())
-        except ImportError:
-            expected = False
-        if not expected:
-            traceback.print_exception(error, file=sys.stderr)
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        self.failed.emit(message if expected else f"unexpected error: {type(error).__name__}: {message}")
+        elif isinstance(error, USER_ERRORS):
+            self.failed.emit(first_line(error))
+        else:
+            self.failed.emit(bug_message(error, "a background job of the desktop app"))
 
 
 class Worker(QObject):

@@ -8,8 +8,10 @@ one-line message naming the file, for input it cannot read.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
+from aimedx_desktop.engine.io._common import ASSUMED_MR, GUESSED_FROM_NAME
 from aimedx_desktop.engine.io.dicom import (
     SeriesInfo,
     has_dicm_preamble,
@@ -17,12 +19,12 @@ from aimedx_desktop.engine.io.dicom import (
     read_dicom_file,
     read_dicom_series,
 )
-from aimedx_desktop.engine.io.errors import ScanReadError
+from aimedx_desktop.engine.io.errors import ScanReadError, os_error_reason
 from aimedx_desktop.engine.io.nifti import is_nifti_path, read_nifti
 from aimedx_desktop.engine.io.raster import RASTER_SUFFIXES, raster_files, read_raster
 from aimedx_desktop.engine.scan import Modality, Scan
 
-__all__ = ["ScanReadError", "SeriesInfo", "list_series", "read_scan"]
+__all__ = ["ASSUMED_MR", "GUESSED_FROM_NAME", "ScanReadError", "SeriesInfo", "list_series", "read_scan"]
 
 
 def read_scan(
@@ -50,13 +52,24 @@ def read_scan(
             raise ScanReadError(path, "no such file or folder")
         if path.is_dir():
             return _read_folder(path, given, series_uid)
+        if not path.is_file():  # reading a FIFO or a device such as /dev/zero would never end
+            raise ScanReadError(path, f"{_kind(path)}, not a file or folder; nothing was read")
         if is_nifti_path(path):
             return read_nifti(path, given)
         if path.suffix.lower() in RASTER_SUFFIXES:
             return read_raster(path, given)
         return read_dicom_file(path, given)
     except OSError as exc:  # e.g. a folder or file we may not read
-        raise ScanReadError(path, f"cannot read ({exc.strerror or exc})") from exc
+        raise ScanReadError(path, f"cannot read ({os_error_reason(exc)})") from exc
+
+
+def _kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "a special file"
 
 
 def _read_folder(folder: Path, modality: Modality | None, series_uid: str | None) -> Scan:

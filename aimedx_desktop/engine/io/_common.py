@@ -45,8 +45,15 @@ def replace_non_finite(voxels: np.ndarray) -> tuple[np.ndarray, str | None]:
     return fixed, note
 
 
-def guess_modality(path: Path) -> tuple[Modality, str]:
-    """The modality suggested by the path, and the warning that says it was guessed.
+GUESSED_FROM_NAME = "modality guessed from the name"
+ASSUMED_MR = "modality assumed"
+"""In Provenance.notes of a scan whose modality the file did not state: a name said it, or nothing
+did and MR was assumed. `aimedx convert --to` may decide the latter but must not contradict the former."""
+
+
+def guess_modality(path: Path) -> tuple[Modality, str, str]:
+    """The modality suggested by the path, the warning that says it was guessed, and the
+    provenance note (GUESSED_FROM_NAME or ASSUMED_MR).
 
     Looks at the file or folder name, then its parent and grandparent, and stops at the first
     name holding a CT token ('ct', 'head_ct_ge') or an MR token ('mr', 'mri', 't1', 'flair', ...)
@@ -57,5 +64,5 @@ def guess_modality(path: Path) -> tuple[Modality, str]:
         is_ct, is_mr = bool(tokens & _CT_TOKENS), bool(tokens & _MR_TOKENS)
         if is_ct != is_mr:
             found = Modality.CT if is_ct else Modality.MR
-            return found, f"modality not stated; guessed {found.value} from the name {part!r}"
-    return Modality.MR, "modality not stated; assuming MR"
+            return found, f"modality not stated; guessed {found.value} from the name {part!r}", GUESSED_FROM_NAME
+    return Modality.MR, "modality not stated; assuming MR", ASSUMED_MR

@@ -18,26 +18,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-_REASONS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is exceeded",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.EROFS: "the disk is read-only",
-    errno.ENAMETOOLONG: "the path is too long",
-    errno.ENOTDIR: "part of the path is a file, not a folder",
-    errno.EISDIR: "a folder of that name is in the way",
-    errno.EEXIST: "it already exists",
-}
-_WINDOWS_PATH_TOO_LONG = 206  # ERROR_FILENAME_EXCED_RANGE
-
-
-def os_error_reason(error: OSError) -> str:
-    """A short, plain-words reason for an OSError (disk full, no permission, path too long, ...)."""
-    if getattr(error, "winerror", None) == _WINDOWS_PATH_TOO_LONG:
-        return "the path is too long"
-    return _REASONS.get(error.errno, error.strerror or str(error))
-
+from aimedx_desktop.engine.io.errors import ExportError, os_error_reason
 
 class StagedFiles:
     """Files written under temporary names by `stage`, moved into place together by `commit`."""
@@ -54,7 +35,7 @@ class StagedFiles:
         try:
             write(temporary)
         except OSError as error:
-            raise OSError(error.errno, error.strerror, str(final)) from error
+            raise OSError(error.errno, os_error_reason(error), str(final)) from error
 
     @property
     def paths(self) -> list[Path]:
@@ -104,3 +85,14 @@ def staged_files() -> Iterator[StagedFiles]:
     except BaseException:
         files.discard()
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """`text` into the file `path` (UTF-8), all or nothing; ExportError naming it on failure."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with staged_files() as staged:
+            staged.stage(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+            staged.commit(overwrite=True)
+    except OSError as error:
+        raise ExportError(f"cannot write {path}: {os_error_reason(error)}") from None

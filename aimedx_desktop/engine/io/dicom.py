@@ -12,6 +12,7 @@ per-frame functional groups stay in that one Dataset.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +23,17 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, get_decoder
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RTDoseStorage
 
 from aimedx_desktop.engine.io._common import color_warning, natural_key, replace_non_finite, rgb_to_gray
-from aimedx_desktop.engine.io.errors import ScanReadError
+from aimedx_desktop.engine.io.errors import ScanReadError, os_error_reason
+from aimedx_desktop.engine.limits import scan_size_problem
 from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _HEADERLESS_SUFFIXES = ("", ".dcm", ".dicom", ".ima")
 _ORIENTATION_TOLERANCE = 1e-3
+_UNIT_TOLERANCE = 1e-2  # direction cosines: unit length and perpendicular, to this
 _TILT_DEGREES = 0.5
 _UNEVEN_FRACTION = 0.1
 
@@ -62,6 +65,7 @@ class _Slice:
     order: tuple[int, int]  # (InstanceNumber, frame): the fallback order without positions
     monochrome1: bool
     note: str | None  # e.g. colour converted to gray
+    problems: tuple[str, ...]  # unusable geometry attributes, ignored (see _PROBLEMS)
 
 
 def list_series(folder: Path) -> list[SeriesInfo]:
@@ -77,17 +81,21 @@ def list_series(folder: Path) -> list[SeriesInfo]:
 def read_dicom_series(folder: Path, series_uid: str | None = None, modality: Modality | None = None) -> Scan:
     """One series under `folder`: `series_uid`, or by default the one with the most slices.
 
-    A damaged or unreadable file is left out with a warning (the uneven-spacing warning then
+    A damaged, unreadable or non-image file is left out with a warning (the uneven-spacing warning then
     shows the gap); when every file of the series fails, the first file's error is raised.
     """
     groups, unreadable = _scan_folder(folder)
     if not groups:
-        detail = f" ({len(unreadable)} unreadable: {unreadable[0]})" if unreadable else ""
+        detail = f" ({len(unreadable)} file(s) left out: {unreadable[0]})" if unreadable else ""
         raise ScanReadError(folder, f"no DICOM images found in this folder{detail}")
     if series_uid is None:
         series_uid = max(groups, key=lambda uid: _series_info(uid, groups[uid]).n_slices)
     elif series_uid not in groups:
         raise ScanReadError(folder, f"no series {series_uid} here; found {', '.join(groups)}")
+    promised = sum(math.prod(_promised_shape(ds)) for _, ds in groups[series_uid])
+    problem = scan_size_problem((promised,), f"the headers of its {len(groups[series_uid])} files")
+    if problem is not None:
+        raise ScanReadError(folder, problem)
     warnings: list[str] = []
     resolved = _modality(groups[series_uid][0][1], modality, folder, warnings)
     if len(groups) > 1:
@@ -103,13 +111,16 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, modality: Mod
             unreadable.append(f"{path.relative_to(folder)}: {error.reason}")
     if not slices:
         raise errors[0]
-    warnings += [f"skipped an unreadable file: {note}" for note in unreadable]
+    warnings += [f"skipped a file: {note}" for note in unreadable]
     return _build_scan(slices, folder, resolved, warnings)
 
 
 def read_dicom_file(path: Path, modality: Modality | None = None) -> Scan:
     """A single DICOM file; a multi-frame file gives one slice per frame."""
     ds = _read_file(path)
+    refused = _non_image_object(ds)
+    if refused is not None:
+        raise ScanReadError(path, f"{refused}, not an image: only CT and MR images can be translated")
     if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
         if _is_image_class(ds):
             raise ScanReadError(path, "damaged DICOM file: an image without pixel data (truncated?)")
@@ -126,7 +137,7 @@ def has_dicm_preamble(path: Path) -> bool:
         with path.open("rb") as stream:
             return stream.read(132)[128:] == b"DICM"
     except OSError as exc:
-        raise ScanReadError(path, f"cannot open ({exc.strerror or exc})") from exc
+        raise ScanReadError(path, f"cannot open ({os_error_reason(exc)})") from exc
 
 
 # -- reading files -------------------------------------------------------------------------
@@ -154,9 +165,10 @@ def _read_file(path: Path, header_only: bool = False) -> Dataset:
 
 def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], list[str]]:
     """Headers of the DICOM images under `folder` grouped by SeriesInstanceUID, and one note per
-    file that cannot be opened or is a damaged DICOM file. Files without the DICM preamble are
-    tried only when their name could be a DICOM file's (no suffix, a numeric one, .dcm, .dicom,
-    .ima); others are skipped quietly."""
+    file that cannot be opened, is a damaged DICOM file or a DICOM object that is no image
+    (segmentation, structure set, report, ...). Files without the DICM preamble are tried only
+    when their name could be a DICOM file's (no suffix, a numeric one, .dcm, .dicom, .ima);
+    others are skipped quietly."""
     if not folder.is_dir():
         raise ScanReadError(folder, "not a folder")
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
@@ -171,11 +183,30 @@ def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], l
             if not error.reason.startswith("not a DICOM"):  # damaged, or cannot be opened
                 unreadable.append(f"{path.relative_to(folder)}: {error.reason}")
             continue
-        if "Rows" in ds and "Columns" in ds:
+        refused = _non_image_object(ds)
+        if refused is not None:
+            unreadable.append(f"{path.relative_to(folder)}: {refused}, not an image")
+        elif "Rows" in ds and "Columns" in ds:
             groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((path, ds))
         elif _is_image_class(ds):
             unreadable.append(f"{path.relative_to(folder)}: an image without rows and columns (truncated?)")
     return groups, unreadable
+
+
+def _non_image_object(ds: Dataset) -> str | None:
+    """What `ds` is, e.g. "a DICOM Segmentation object (Modality SEG)", when its SOP class is a
+    known storage class that holds no image of the patient (segmentations, structure sets,
+    reports, presentation states, key objects, plans, ...); None for image classes, RT Dose (a
+    grid of values on the patient's geometry, read as a plain multi-frame image when the user
+    names its modality) and unknown (private) classes."""
+    uid = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
+    if uid is None:
+        return None
+    name = UID(uid).name
+    if name == str(uid) or "Image Storage" in name or uid == RTDoseStorage:
+        return None
+    modality = str(ds.get("Modality") or "").strip()
+    return f"a DICOM {name.removesuffix(' Storage')} object" + (f" (Modality {modality})" if modality else "")
 
 
 def _is_image_class(ds: Dataset) -> bool:
@@ -231,6 +262,9 @@ def _decode(ds: Dataset, path: Path) -> tuple[np.ndarray, str | None]:
             path,
             f"no decoder installed for transfer syntax {syntax.name} ({syntax}); install the pylibjpeg plugins",
         )
+    problem = scan_size_problem(_promised_shape(ds))
+    if problem is not None:
+        raise ScanReadError(path, problem)
     palette = ds.get("PhotometricInterpretation") == "PALETTE COLOR"
     try:
         array = apply_color_lut(ds.pixel_array, ds) if palette else ds.pixel_array
@@ -243,34 +277,77 @@ def _decode(ds: Dataset, path: Path) -> tuple[np.ndarray, str | None]:
     return np.asarray(array, dtype=np.float32).reshape(-1, int(ds.Rows), int(ds.Columns)), note
 
 
+def _promised_shape(ds: Dataset) -> tuple[int, ...]:
+    """(frames, rows, cols, samples) as the header says: what decoding it would allocate."""
+    keywords = ("NumberOfFrames", "Rows", "Columns", "SamplesPerPixel")
+    return tuple(max(1, int(ds.get(keyword) or 1)) for keyword in keywords)
+
+
 def frame_positions(ds: Dataset) -> np.ndarray | None:
     """(frames, 3) ImagePositionPatient of every frame of `ds`, placed as the reader places them;
-    None when a frame has no position."""
+    None when a frame has no usable position."""
     frames = range(int(ds.get("NumberOfFrames") or 1))
-    positions = [_frame_position(ds, index, _orientation(ds, index)) for index in frames]
+    positions = [_frame_position(ds, index, _orientation(ds, index, []), []) for index in frames]
     return None if any(p is None for p in positions) else np.stack(positions)  # type: ignore[arg-type]
 
 
 def _frame(ds: Dataset, path: Path, index: int, stored: np.ndarray, note: str | None) -> _Slice:
     slope = _float(_frame_value(ds, index, "PixelValueTransformationSequence", "RescaleSlope"), 1.0)
     intercept = _float(_frame_value(ds, index, "PixelValueTransformationSequence", "RescaleIntercept"), 0.0)
-    orientation = _orientation(ds, index)
-    spacing = _floats(_frame_value(ds, index, "PixelMeasuresSequence", "PixelSpacing"), 2)
+    problems: list[str] = []
+    orientation = _orientation(ds, index, problems)
+    spacing = _checked(ds, index, "PixelMeasuresSequence", "PixelSpacing", 2, problems)
+    thickness = _checked(ds, index, "PixelMeasuresSequence", "SliceThickness", 1, problems)
     centre = _first(_frame_value(ds, index, "FrameVOILUTSequence", "WindowCenter"))
     width = _first(_frame_value(ds, index, "FrameVOILUTSequence", "WindowWidth"))
+    usable_window = centre is not None and width is not None and math.isfinite(centre) and math.isfinite(width) and width > 0
     return _Slice(
         pixels=stored * np.float32(slope) + np.float32(intercept),
         header=ds,
         path=path,
-        position=_frame_position(ds, index, orientation),
+        position=_frame_position(ds, index, orientation, problems),
         orientation=orientation,
         pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing is not None else None,
-        thickness=_first(_frame_value(ds, index, "PixelMeasuresSequence", "SliceThickness")),
-        window=(centre, width) if centre is not None and width else None,
+        thickness=float(thickness[0]) if thickness is not None else None,
+        window=(centre, width) if usable_window else None,  # type: ignore[arg-type]
         order=(int(_float(ds.get("InstanceNumber"), 0)), index),
         monochrome1=ds.get("PhotometricInterpretation") == "MONOCHROME1",
         note=note,
+        problems=tuple(problems),
     )
+
+
+_PROBLEMS = {
+    "PixelSpacing": "is not a spacing (two positive numbers): assuming 1 mm",
+    "SliceThickness": "is not a positive number: ignored",
+    "ImagePositionPatient": "is not a position (NaN or infinite): slice positions ignored",
+    "ImageOrientationPatient": "is not two perpendicular unit vectors: orientation ignored",
+}
+"""What the reader does with a geometry attribute that is present but unusable: it warns and
+falls back, so that nothing fails later (a division by a zero spacing, a DICOM export that
+cannot write NaN, after the whole translation)."""
+
+
+def _checked(ds: Dataset, index: int, sequence: str, keyword: str, count: int, problems: list[str]) -> np.ndarray | None:
+    """The attribute as `count` numbers, or None when absent or unusable (noted in `problems`)."""
+    values = _floats(_frame_value(ds, index, sequence, keyword), count)
+    if values is None or _usable(keyword, values):
+        return values
+    shown = "\\".join(f"{v:g}" for v in values)  # as DICOM writes several values
+    problems.append(f"{keyword} {shown} {_PROBLEMS[keyword]}")
+    return None
+
+
+def _usable(keyword: str, values: np.ndarray) -> bool:
+    if not np.isfinite(values).all():
+        return False
+    if keyword in ("PixelSpacing", "SliceThickness"):
+        return bool((values > 0).all())
+    if keyword == "ImageOrientationPatient":
+        row, column = values[:3], values[3:]
+        lengths = np.array([np.linalg.norm(row), np.linalg.norm(column)])
+        return bool(np.abs(lengths - 1).max() < _UNIT_TOLERANCE and abs(float(row @ column)) < _UNIT_TOLERANCE)
+    return True
 
 
 def _frame_value(ds: Dataset, index: int, sequence: str, keyword: str) -> Any:
@@ -285,19 +362,19 @@ def _frame_value(ds: Dataset, index: int, sequence: str, keyword: str) -> Any:
     return ds.get(keyword)
 
 
-def _orientation(ds: Dataset, index: int) -> np.ndarray | None:
-    return _floats(_frame_value(ds, index, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+def _orientation(ds: Dataset, index: int, problems: list[str]) -> np.ndarray | None:
+    return _checked(ds, index, "PlaneOrientationSequence", "ImageOrientationPatient", 6, problems)
 
 
-def _frame_position(ds: Dataset, index: int, orientation: np.ndarray | None) -> np.ndarray | None:
+def _frame_position(ds: Dataset, index: int, orientation: np.ndarray | None, problems: list[str]) -> np.ndarray | None:
     """ImagePositionPatient of frame `index`. A plain multi-frame file has one position for all
     frames: its frames are placed by GridFrameOffsetVector along the normal, or left unplaced."""
-    position = _floats(_frame_value(ds, index, "PlanePositionSequence", "ImagePositionPatient"), 3)
+    position = _checked(ds, index, "PlanePositionSequence", "ImagePositionPatient", 3, problems)
     frames = int(ds.get("NumberOfFrames") or 1)
     if position is None or frames == 1 or "PerFrameFunctionalGroupsSequence" in ds:
         return position
     offsets = _floats(ds.get("GridFrameOffsetVector"), frames)
-    if offsets is None or orientation is None:
+    if offsets is None or orientation is None or not np.isfinite(offsets).all():
         return None
     return position + offsets[index] * np.cross(orientation[:3], orientation[3:])
 
@@ -336,6 +413,7 @@ def _build_scan(slices: list[_Slice], source: Path, modality: Modality, warnings
         voxels[inverted] = voxels[inverted].max() + voxels[inverted].min() - voxels[inverted]
         warnings.append("MONOCHROME1 image inverted so that higher values are brighter")
     warnings += sorted({s.note for s in slices if s.note})
+    warnings += _problem_notes(slices)
     first = slices[0]
     if first.pixel_spacing is None:
         warnings.append("pixel spacing not stated; assuming 1 mm")
@@ -356,6 +434,20 @@ def _build_scan(slices: list[_Slice], source: Path, modality: Modality, warnings
         description=_description(first.header),
         warnings=tuple(warnings),
     )
+
+
+def _problem_notes(slices: list[_Slice]) -> list[str]:
+    """Each geometry problem once, naming the first file that has it and how many more do."""
+    files: dict[str, list[str]] = {}
+    for item in slices:
+        for problem in item.problems:
+            names = files.setdefault(problem, [])
+            if item.path.name not in names:
+                names.append(item.path.name)
+    return [
+        f"{names[0]}{f' and {len(names) - 1} more file(s)' if len(names) > 1 else ''}: {problem}"
+        for problem, names in files.items()
+    ]
 
 
 def _check_stackable(slices: list[_Slice], source: Path) -> None:

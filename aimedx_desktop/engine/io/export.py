@@ -21,33 +21,15 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from aimedx_desktop.engine.cancel import CancelToken, Cancelled
+from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.intensity import default_window
-from aimedx_desktop.engine.io.atomic import os_error_reason, staged_files
+from aimedx_desktop.engine.io.atomic import staged_files
 from aimedx_desktop.engine.io.deidentify import Deidentifier
 from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
+from aimedx_desktop.engine.io.errors import ExportError, os_error_reason
+from aimedx_desktop.engine.io.output import check_output, extension, planned_paths
 from aimedx_desktop.engine.io.png_writer import PngSeriesWriter
 from aimedx_desktop.engine.scan import UNCERTAINTY, Scan
-
-FORMATS = {"png": "png", "dicom": "dcm"}
-"""Export format → file extension."""
-
-
-class ExportError(Exception):
-    """An export that cannot be done; the message names the file or folder and the reason."""
-
-
-def planned_paths(scan: Scan, out_dir: str | Path, fmt: str, output: str | None = None) -> list[Path]:
-    """The files one series of `scan` is written to, in slice order: its own output (the image,
-    or the map it holds), or the named `output`."""
-    extension = _extension(fmt)
-    width = max(4, len(str(scan.n_slices)))
-    stem = f"synthetic_{scan.modality.value.lower()}"
-    output = output or scan.provenance.output
-    if output != "image":
-        stem += f"_{output}"
-    return [Path(out_dir) / f"{stem}_{i:0{width}d}.{extension}" for i in range(1, scan.n_slices + 1)]
-
 
 def exported_series(scan: Scan, uncertainty: bool = False) -> list[Scan]:
     """The series an export of `scan` writes: the synthetic image, then its uncertainty map."""
@@ -57,13 +39,6 @@ def exported_series(scan: Scan, uncertainty: bool = False) -> list[Scan]:
         raise ExportError("this model gives no uncertainty map, so none can be exported")
     return [scan, scan.map_scan(UNCERTAINTY)]
 
-
-def existing_targets(scan: Scan, out_dir: str | Path, fmt: str, uncertainty: bool = False) -> list[Path]:
-    """The files an export would write that exist already: what it would replace (with
-    overwrite=True) or refuse to write over (without). `scan` may be the source, before
-    translation: only its shape and the target modality count."""
-    outputs = ["image", UNCERTAINTY] if uncertainty else ["image"]
-    return [path for output in outputs for path in planned_paths(scan, out_dir, fmt, output) if path.exists()]
 
 
 def export_scan(
@@ -87,10 +62,11 @@ def export_scan(
     bits: PNG only, 8 (windowed) or 16 (full range).
     deidentify: DICOM only, the PS3.15 Basic Profile (see deidentify.py).
     uncertainty: also write the uncertainty map (16-bit for PNG), in the same all-or-nothing step.
-    Raises ExportError for anything that goes wrong (named file and one-line reason; nothing is
-    left behind), Cancelled when `cancel` fires.
+    Raises ExportError, naming the file and the reason, for what the user can fix (checked
+    before anything is written: see output.check_output; or the disk failing while writing),
+    Cancelled when `cancel` fires. Whatever goes wrong, nothing is left behind.
     """
-    _extension(fmt)
+    extension(fmt)  # an unknown format is refused before anything else
     if not scan.is_synthetic:
         raise ExportError("only synthetic scans are exported: this scan was not produced by a model")
     if bits not in (8, 16):
@@ -100,11 +76,9 @@ def export_scan(
         raise ExportError(f"the window width must be positive, not {window[1]:g}")
     series = exported_series(scan, uncertainty)
     out_dir = Path(out_dir)
-    _check_targets(scan, out_dir, fmt, overwrite, uncertainty)
+    check_output(scan, out_dir, fmt, overwrite, bits, uncertainty)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ExportError(f"cannot write to {out_dir}: it is a file, not a folder") from None
     except OSError as error:
         raise ExportError(f"cannot create the folder {out_dir}: {os_error_reason(error)}") from None
     total = sum(one.n_slices for one in series)
@@ -127,12 +101,7 @@ def export_scan(
                     image_headers = writer.headers
             return staged.commit(overwrite)
     except OSError as error:
-        raise ExportError(f"cannot write {error.filename or out_dir}: {os_error_reason(error)}") from None
-    except Cancelled:
-        raise
-    except Exception as error:  # a bug or a source header we did not foresee: still one clear line
-        reason = " ".join(f"{type(error).__name__}: {error}".split())
-        raise ExportError(f"{current}: cannot build the file ({reason})") from error
+        raise ExportError(f"cannot write {error.filename or current}: {os_error_reason(error)}") from None
 
 
 def _writer(
@@ -149,24 +118,3 @@ def _writer(
     if image_headers is not None:
         scan = dataclasses.replace(scan, dicom_headers=image_headers)
     return DicomSeriesWriter(scan, tuple(window), postprocess=deidentifier)
-
-
-def _extension(fmt: str) -> str:
-    try:
-        return FORMATS[fmt]
-    except KeyError:
-        raise ExportError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}") from None
-
-
-def _check_targets(scan: Scan, out_dir: Path, fmt: str, overwrite: bool, uncertainty: bool) -> None:
-    """Never write over a source file; over any other existing file only with `overwrite`."""
-    existing = existing_targets(scan, out_dir, fmt, uncertainty)
-    sources = {Path(p).resolve() for p in scan.provenance.source_paths}
-    for path in existing:
-        if path.resolve() in sources:
-            raise ExportError(f"refusing to write {path}: it is one of the source files")
-    if existing and not overwrite:
-        what = f"{existing[0]} already exists"
-        if len(existing) > 1:
-            what = f"{existing[0]} and {len(existing) - 1} more file(s) already exist"
-        raise ExportError(f"{what}; choose another folder or allow overwriting (--overwrite)")

@@ -85,29 +85,31 @@ def read_raster(path: Path, modality: Modality | None = None) -> Scan:
     warnings = [note if len(files) == 1 else f"{note} ({n} of {len(files)} images)" for note, n in notes.items()]
     warnings += [non_finite] if non_finite else []
     calibration = images[0].calibration
+    guessed: tuple[str, ...] = ()
     if modality is None and calibration is not None and calibration.modality is not None:
         modality = calibration.modality
     elif modality is None:
-        modality, guess = guess_modality(path)
+        modality, guess, note = guess_modality(path)
         warnings.append(guess)
+        guessed = (note,)
     return Scan(
         voxels=voxels,
         modality=modality,
         geometry=Geometry(),
-        provenance=_provenance(files, images[0].file_format, calibration),
+        provenance=_provenance(files, images[0].file_format, calibration, guessed),
         display_window=calibration.window if calibration is not None else None,
         description=path.name if path.is_dir() else path.stem,
         warnings=tuple(warnings),
     )
 
 
-def _provenance(files: list[Path], file_format: str, calibration: PngCalibration | None) -> Provenance:
+def _provenance(files: list[Path], file_format: str, calibration: PngCalibration | None, notes: tuple[str, ...]) -> Provenance:
     paths = tuple(str(f) for f in files)
     if calibration is None:
-        return Provenance(paths, file_format)
+        return Provenance(paths, file_format, notes=notes)
     name, _, version = calibration.model.rpartition(" ")
     direction = calibration.direction or None
-    return Provenance(paths, file_format, True, name or None, version or None, direction, (CALIBRATED,))
+    return Provenance(paths, file_format, True, name or None, version or None, direction, (CALIBRATED, *notes))
 
 
 def _read_image(file: Path) -> _Image:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
-from aimedx_desktop.engine.io.atomic import os_error_reason
+from aimedx_desktop.engine.io.errors import os_error_reason
 from aimedx_desktop.engine.net.errors import NetworkError
 
 SUFFIX = ".dcm"

@@ -20,7 +20,7 @@ from pynetdicom.association import Association
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS, code_to_category
 
 from aimedx_desktop.engine.cancel import CancelToken
-from aimedx_desktop.engine.io.errors import ScanReadError
+from aimedx_desktop.engine.io.errors import ScanReadError, os_error_reason
 from aimedx_desktop.engine.net.association import VERIFICATION, Context, accepts, check_echo, open_association
 from aimedx_desktop.engine.net.errors import NetworkError
 from aimedx_desktop.engine.net.nodes import DEFAULT_AET, DEFAULT_TIMEOUT, Node
@@ -75,7 +75,10 @@ def collect_files(paths: Iterable[str | Path]) -> list[Outgoing]:
     found: list[Outgoing] = []
     for given in given_paths:
         if given.is_dir():
-            candidates = sorted(p for p in given.rglob("*") if p.is_file() and not _hidden(p, given))
+            try:
+                candidates = sorted(p for p in given.rglob("*") if p.is_file() and not _hidden(p, given))
+            except OSError as error:
+                raise ScanReadError(given, f"cannot read ({os_error_reason(error)})") from None
             found += [item for item in map(_outgoing, candidates) if item is not None]
         elif given.is_file():
             item = _outgoing(given)
