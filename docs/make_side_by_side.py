@@ -1,6 +1,6 @@
 """The README's side-by-side figure: bundled samples and their synthetic counterparts.
 
-    python docs/make_side_by_side.py [--out docs/side_by_side.png]
+    python docs/make_side_by_side.py [--model BUNDLE] [--out docs/side_by_side.png]
 
 Row 1: a slice of the GE head CT (brain window) and its synthetic MR; row 2: a slice of the T2
 MR sample and its synthetic CT (brain window). Made with the bundled default model.
@@ -39,9 +39,10 @@ def tile(scan: Scan, index: int, label: str) -> Image.Image:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="model bundle (default: the bundled default model)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("side_by_side.png"))
     args = parser.parse_args()
-    bundle = load_bundle(default_bundle_path())
+    bundle = load_bundle(args.model or default_bundle_path())
     translator = Translator(bundle)
     ct = read_scan(samples_dir() / "head_ct_ge")
     mr = read_scan(samples_dir() / "head_mr" / "t2_brain_stroke.nii.gz", modality="mr")

@@ -3,6 +3,7 @@ scored and calibrated by evaluate, exported beside the synthetic series."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -47,12 +48,30 @@ def test_translator_gives_the_map_in_the_target_units_scaled_by_the_calibration(
     bundle.card["outputs"][UNCERTAINTY] = uncertainty_card({"mr2ct": 1.5, "ct2mr": 3.0})
     translator = Translator(bundle, device="cpu")
     mr = translator.translate(ct_scan)
+    head = ct_scan.voxels > -500  # the phantom's anatomy; the map fades to 0 only well beyond it
     # CT→MR: synthetic MR is written on 0..1000, i.e. 500 units per unit of the model's [-1, 1]
-    np.testing.assert_allclose(mr.maps[UNCERTAINTY], 3.0 * np.exp(-2.0) * 500.0, rtol=1e-5)
-    ct = translator.translate(mr)
+    np.testing.assert_allclose(mr.maps[UNCERTAINTY][head], 3.0 * np.exp(-2.0) * 500.0, rtol=1e-5)
+    ct = translator.translate(dataclasses.replace(mr, voxels=np.where(head, 600.0, 0.0)))
     # MR→CT: the contract's window [-40, 150] HU spans 95 HU per model unit
-    np.testing.assert_allclose(ct.maps[UNCERTAINTY], 1.5 * np.exp(-2.0) * 95.0, rtol=1e-5)
-    assert ct.maps[UNCERTAINTY].shape == ct.voxels.shape
+    np.testing.assert_allclose(ct.maps[UNCERTAINTY][head], 1.5 * np.exp(-2.0) * 95.0, rtol=1e-5)
+    assert ct.maps[UNCERTAINTY].shape == ct.voxels.shape and ct.maps[UNCERTAINTY].min() >= 0
+
+
+def test_the_map_is_zero_far_from_the_anatomy(uncertain_bundle_dir, ct_scan):
+    from aimedx_desktop.engine.preprocess import near_anatomy
+
+    image = np.full((64, 64), -1.0, np.float32)
+    image[32, 20] = 0.5
+    near = near_anatomy(image, 3)
+    assert near.sum() == 49 and near[29:36, 17:24].all()
+    small_head = ct_scan.voxels.copy()
+    small_head[:, :, :] = -1000.0
+    small_head[:, 20:24, 18:22] = 40.0  # a 4-pixel anatomy in a 48 x 40 slice of air
+    synthetic = Translator(load_bundle(uncertain_bundle_dir), device="cpu").translate(
+        dataclasses.replace(ct_scan, voxels=small_head)
+    )
+    sigma = synthetic.maps[UNCERTAINTY]
+    assert (sigma[:, 20:24, 18:22] > 0).all() and (sigma[:, :2, :2] == 0).all()
 
 
 def test_a_model_without_the_output_gives_no_map(tiny_bundle, ct_scan):

@@ -21,14 +21,12 @@ from aimedx_desktop.engine.io import read_scan
 from aimedx_desktop.engine.io.errors import ScanReadError, os_error_reason
 from aimedx_desktop.engine.io.raster import raster_files
 from aimedx_desktop.engine.metrics import head_mask
-from aimedx_desktop.engine.preprocess import SliceLayout, fit_to_model
+from aimedx_desktop.engine.preprocess import FOREGROUND_LEVEL, SliceLayout, fit_to_model
 from aimedx_desktop.engine.scan import Modality, Scan
 
 if TYPE_CHECKING:
     from torchvision.transforms import v2
 
-FOREGROUND_LEVEL = -0.9
-"""Normalised values above this count as foreground (the background maps to -1)."""
 
 
 def expand_inputs(

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 from aimedx_desktop.engine.intensity import LinearMap
 
+FOREGROUND_LEVEL = -0.9
+"""Normalised values above this count as foreground (the background maps to -1)."""
+
 
 @dataclass(frozen=True)
 class SliceLayout:
@@ -51,3 +54,9 @@ def restore_from_model(output: np.ndarray, layout: SliceLayout, shape: tuple[int
     """The inverse of fit_to_model's geometry: crop the padding and resize to the source grid."""
     crop = torch.from_numpy(np.ascontiguousarray(output[layout.top : layout.top + layout.rows, layout.left : layout.left + layout.cols]))
     return F.interpolate(crop[None, None], size=shape, mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+
+
+def near_anatomy(normalized: np.ndarray, margin: int) -> np.ndarray:
+    """Pixels within `margin` pixels of the slice's foreground (model input space), as 0/1 float32."""
+    foreground = torch.from_numpy(np.asarray(normalized) > FOREGROUND_LEVEL).float()[None, None]
+    return F.max_pool2d(foreground, 2 * margin + 1, stride=1, padding=margin)[0, 0].numpy()

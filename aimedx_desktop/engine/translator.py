@@ -4,7 +4,8 @@ Each slice is mapped to the network's range by the bundle's intensity contract, 
 model's square input keeping its physical aspect (padded with the background value), translated
 in batches, resized back to the source grid and mapped back to physical units. A bundle whose
 card declares an uncertainty output also gives, per voxel, the calibrated half-width of the
-error interval in the target's units, carried in the synthetic Scan's `maps`.
+error interval in the target's units, carried in the synthetic Scan's `maps` (0 far outside
+the anatomy, see ANATOMY_MARGIN).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from aimedx_desktop.engine.bundle import ModelBundle, direction_name
 from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.device import resolve_device
-from aimedx_desktop.engine.preprocess import SliceLayout, fit_to_model, restore_from_model
+from aimedx_desktop.engine.preprocess import SliceLayout, fit_to_model, near_anatomy, restore_from_model
 from aimedx_desktop.engine.scan import UNCERTAINTY, Modality, Provenance, Scan
 
 ProgressCallback = Callable[[int, int], None]
@@ -26,6 +27,12 @@ ProgressCallback = Callable[[int, int], None]
 
 SliceCallback = Callable[[int, np.ndarray], None]
 """Called as on_slice(index, synthetic_slice) as soon as a slice is finished."""
+
+
+ANATOMY_MARGIN = 12
+"""Model pixels (about a centimetre) beyond the source's anatomy where the uncertainty map still
+speaks: a reference that does not line up puts errors there. Farther out both images are air,
+nothing can be wrong, and the map is 0 (the head was never trained on empty background)."""
 
 
 class Translator:
@@ -78,6 +85,7 @@ class Translator:
                 result[index] = output_map.from_model(restore_from_model(output[0], layout, scan.voxels.shape[1:]))
                 if sigma is not None and uncertainty is not None:
                     half_width = uncertainty.half_width(output[uncertainty.channel]) * output_map.units_per_model_unit
+                    half_width *= near_anatomy(batch[offset], ANATOMY_MARGIN)
                     sigma[index] = restore_from_model(half_width, layout, scan.voxels.shape[1:])
                 if on_slice is not None:
                     on_slice(index, result[index])
