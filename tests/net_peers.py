@@ -26,7 +26,9 @@ from pynetdicom.dsutils import split_dataset
 from aimedx_desktop.engine.net.nodes import Node
 
 LOOPBACK = "127.0.0.1"
-DEADLINE_S = 15.0
+DEADLINE_S = 60.0
+"""How long to wait for a peer or a started aimedx process (torch import included) before failing;
+a bound for a broken test, never a pause for a passing one."""
 TOOL_TIMEOUT_S = 120
 
 
