@@ -124,7 +124,11 @@ def mean_over_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
                 "nominal": uncertainties[0]["nominal"],
             }
         result["baselines"][direction] = {
-            name: {m: float(np.mean([f["baselines"][direction][name][m] for f in folds])) for m in folds[0]["baselines"][direction][name]}
+            name: {
+                m: float(np.mean([f["baselines"][direction][name][m] for f in folds])) if m != "n"
+                else sum(f["baselines"][direction][name]["n"] for f in folds)
+                for m in folds[0]["baselines"][direction][name]
+            }
             for name in folds[0]["baselines"][direction]
         }
     return result
@@ -137,6 +141,7 @@ def main() -> None:
     parser.add_argument("--uncertainty-folds", nargs="*", type=Path, default=[],
                         help="the folds (of --folds) whose uncertainty head is the shipped design")
     parser.add_argument("--calibrated-like", type=Path, help="a fold bundle calibrated on its held-out patients")
+    parser.add_argument("--note", default="", help="how the folds were run (devices, precision), for the card")
     parser.add_argument("--dest", type=Path, default=models_dir() / "default")
     args = parser.parse_args()
     bundle = load_bundle(args.run / "bundle")
@@ -145,7 +150,7 @@ def main() -> None:
     uncertainty_paths = {path.resolve() for path in args.uncertainty_folds}
     folds = [fold_entry(r, path.resolve() in uncertainty_paths) for r, path in zip(results, args.folds)]
     recipe = {r["recipe"] for r in results}
-    bundle.card["cross_validation"] = {"recipe": sorted(recipe), "folds": folds}
+    bundle.card["cross_validation"] = {"recipe": sorted(recipe), "note": args.note, "folds": folds}
     patients = sorted({p for f in folds for p in f["held_out"]}, key=int)
     bundle.card["metrics"] = {
         "command": f"cross-validation: models trained with this recipe without patients {', '.join(patients)}, "
