@@ -46,7 +46,7 @@ def main() -> None:
     translator = Translator(bundle)
     ct = read_scan(samples_dir() / "head_ct_ge")
     mr = read_scan(samples_dir() / "head_mr" / "t2_brain_stroke.nii.gz", modality="mr")
-    ct_index, mr_index = 14, mr.n_slices // 2 + 10
+    ct_index, mr_index = 16, mr.n_slices // 2 + 10
     tiles = [
         tile(ct, ct_index, "CT (GE sample), W 80 L 40"),
         tile(translator.translate(ct), ct_index, f"SYNTHETIC MR ({bundle.name})"),

@@ -39,6 +39,7 @@ def test_the_overlay_shows_the_map_and_leaves_the_image_alone(qtbot, with_uncert
 
     qtbot.keyClick(win, "U")
     assert win.uncertainty_action.isChecked() and overlay.item.isVisible() and overlay.bar.isVisible()
+    assert overlay.item.sceneBoundingRect() == viewer.image.sceneBoundingRect()  # lies exactly on the image
     np.testing.assert_array_equal(overlay.item.image, win.synthetic_scan.maps[UNCERTAINTY][viewer.index])
     assert overlay.levels[0] == 0.0 and overlay.levels[1] > 0
     viewer.opacity_slider.setValue(80)

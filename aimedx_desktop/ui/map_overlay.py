@@ -15,10 +15,20 @@ from PySide6.QtWidgets import QWidget
 
 COLOUR_MAP = "inferno"
 """Perceptually uniform and readable for colour-blind users; dark = confident, bright = unsure."""
-DEFAULT_OPACITY = 0.5
-TOP_PERCENTILE = 99.5
-"""The colour scale runs from 0 to this percentile of the whole map, so one hot pixel cannot
-wash out the rest."""
+DEFAULT_OPACITY = 0.7
+TOP_PERCENTILE = 98.0
+"""The colour scale runs from 0 to this percentile of the map where it speaks (non-zero), so a
+few hot pixels cannot wash out the rest."""
+FADE_IN = 0.25
+"""Below this fraction of the scale the overlay fades to transparent: where the model is
+confident the synthetic image shows through untouched, and only the unsure places glow."""
+
+
+def overlay_lookup_table(colour_map: pg.ColorMap) -> np.ndarray:
+    """The colour map as RGBA, its alpha rising from 0 to opaque over the first FADE_IN of the scale."""
+    table = colour_map.getLookupTable(nPts=256, alpha=True)
+    table[:, 3] = np.clip(np.linspace(0.0, 1.0, 256) / FADE_IN, 0.0, 1.0) * 255
+    return table
 
 
 class ColourBar(QWidget):
@@ -62,11 +72,10 @@ class ColourBar(QWidget):
 class MapOverlay:
     """The map's current slice in colour over a viewer's image, with its colour bar."""
 
-    def __init__(self, view_box: pg.ViewBox, title: str) -> None:
+    def __init__(self, view_box: pg.ViewBox) -> None:
         colour_map = pg.colormap.get(COLOUR_MAP)
-        self.title = title
         self.item = pg.ImageItem(axisOrder="row-major")
-        self.item.setLookupTable(colour_map.getLookupTable(nPts=256))
+        self.item.setLookupTable(overlay_lookup_table(colour_map))
         self.item.setOpacity(DEFAULT_OPACITY)
         self.item.setZValue(10)  # above the image, below the crosshair
         self.item.setVisible(False)
@@ -89,10 +98,12 @@ class MapOverlay:
         """A new map (None: the scan has none) on the image's rectangle `extent` (mm)."""
         self.values, self.units = values, units
         if values is not None and extent is not None:
-            top = float(np.percentile(values, TOP_PERCENTILE)) if values.size else 1.0
+            speaking = values[values > 0]
+            top = float(np.percentile(speaking, TOP_PERCENTILE)) if speaking.size else 1.0
             self.levels = (0.0, top if top > 0 else 1.0)
+            self.show_slice(0)  # the item needs an image of the right shape before its rectangle
             self.item.setRect(extent)
-            self.bar.set_scale(f"± {self.title}", self.levels, units)
+            self.bar.set_scale("± σ", self.levels, units)
         self._update_visibility()
 
     def show_slice(self, index: int) -> None:

@@ -117,7 +117,7 @@ class SliceViewer(QWidget):
             line.setVisible(False)
             self.view_box.addItem(line, ignoreBounds=True)
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
-        self.map_overlay = MapOverlay(self.view_box, UNCERTAINTY)
+        self.map_overlay = MapOverlay(self.view_box)
 
         self._build_overlays(synthetic)
         self._build_controls()
