@@ -9,9 +9,9 @@ from test_ui_window import (  # noqa: F401 - fixtures
     convert,
     dialogs,
     open_in_memory,
-    settings_at,
     wait_idle,
     window,
+    with_imported_model,
 )
 
 from aimedx_desktop.engine.scan import UNCERTAINTY
@@ -20,10 +20,7 @@ from aimedx_desktop.ui.jobs import ExportRequest
 
 @pytest.fixture
 def with_uncertain_model(window, dialogs, uncertain_bundle_dir):
-    dialogs.folder = uncertain_bundle_dir
-    window.ask_import_model()
-    assert window.model is not None and window.model.path == uncertain_bundle_dir
-    return window
+    return with_imported_model(window, dialogs, uncertain_bundle_dir)
 
 
 def test_the_overlay_shows_the_map_and_leaves_the_image_alone(qtbot, with_uncertain_model, monkeypatch, ct_scan):
@@ -58,8 +55,7 @@ def test_the_overlay_shows_the_map_and_leaves_the_image_alone(qtbot, with_uncert
 
 
 def test_a_model_without_the_map_offers_no_overlay(qtbot, window, dialogs, tiny_bundle_dir, monkeypatch, ct_scan):
-    dialogs.folder = tiny_bundle_dir
-    window.ask_import_model()
+    with_imported_model(window, dialogs, tiny_bundle_dir)
     open_in_memory(qtbot, window, monkeypatch, ct_scan)
     convert(qtbot, window)
     assert not window.uncertainty_action.isEnabled() and not window.synthetic_viewer.has_map

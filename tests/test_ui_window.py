@@ -95,12 +95,17 @@ def window(qtbot, tmp_path, monkeypatch, dialogs):
     return win
 
 
+def with_imported_model(window, dialogs, bundle_dir: Path):
+    """The window after Model → Import bundle… of `bundle_dir`."""
+    dialogs.folder = bundle_dir
+    window.ask_import_model()
+    assert window.model is not None and window.model.path == bundle_dir
+    return window
+
+
 @pytest.fixture
 def with_tiny_model(window, dialogs, tiny_bundle_dir):
-    dialogs.folder = tiny_bundle_dir
-    window.ask_import_model()
-    assert window.model is not None and window.model.path == tiny_bundle_dir
-    return window
+    return with_imported_model(window, dialogs, tiny_bundle_dir)
 
 
 def wait_idle(qtbot, win) -> None:
