@@ -13,6 +13,7 @@ of training.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,7 +23,11 @@ from PIL import Image
 
 from aimedx_desktop.engine.metrics import head_mask
 
-MASK_LEVEL = 0.1 * 255  # the training foreground level on the 8-bit atlas slices
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recipe_sweep import ATLAS_SLICE  # noqa: E402  (the atlas' slice names, PPPSSS.png)
+
+MASK_LEVEL = 0.1 * 255
+"""Head-mask threshold on the 8-bit atlas slices: a tenth of the range, above the background noise."""
 
 
 def register(ct: np.ndarray, mr: np.ndarray) -> np.ndarray:
@@ -64,7 +69,7 @@ def main() -> None:
         Image.fromarray(ct.astype(np.uint8)).save(args.out / "CT" / ct_path.name)
         Image.fromarray(np.clip(moved, 0, 255).astype(np.uint8)).save(args.out / "MR" / ct_path.name)
         ct_head = head_mask(ct, MASK_LEVEL)
-        patient = ct_path.name[:-7]  # the atlas names slices PPPSSS.png
+        patient = ATLAS_SLICE.match(ct_path.name).group(1)
         overlap[patient].append((dice(ct_head, head_mask(mr, MASK_LEVEL)), dice(ct_head, head_mask(moved, MASK_LEVEL))))
     print("patient  slices  head-mask Dice before  after")
     for patient, values in sorted(overlap.items(), key=lambda item: int(item[0])):

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from torchvision.transforms import v2
 
 
-
 def expand_inputs(
     paths: list[str | Path], exclude: list[str] | None = None, include: list[str] | None = None
 ) -> list[Path]:

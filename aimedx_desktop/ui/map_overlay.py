@@ -94,14 +94,14 @@ class MapOverlay:
     def shown(self) -> bool:
         return self._shown and self.available
 
-    def set_map(self, values: np.ndarray | None, units: str, extent: QRectF | None) -> None:
-        """A new map (None: the scan has none) on the image's rectangle `extent` (mm)."""
+    def set_map(self, values: np.ndarray | None, units: str, extent: QRectF | None, index: int = 0) -> None:
+        """A new map (None: the scan has none) on the image's rectangle `extent` (mm), at slice `index`."""
         self.values, self.units = values, units
         if values is not None and extent is not None:
             speaking = values[values > 0]
             top = float(np.percentile(speaking, TOP_PERCENTILE)) if speaking.size else 1.0
             self.levels = (0.0, top if top > 0 else 1.0)
-            self.show_slice(0)  # the item needs an image of the right shape before its rectangle
+            self.show_slice(index)  # the item needs an image of the right shape before its rectangle
             self.item.setRect(extent)
             self.bar.set_scale("± σ", self.levels, units)
         self._update_visibility()

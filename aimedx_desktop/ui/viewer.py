@@ -228,8 +228,7 @@ class SliceViewer(QWidget):
         self.value_range = data_range(scan.voxels)
         self._configure(scan, keep_index=keep_view and same_grid, keep_range=keep_view and same_grid)
         units = "HU" if scan.modality is Modality.CT else "a.u."
-        self.map_overlay.set_map(scan.maps.get(UNCERTAINTY), units, self._extent())
-        self.map_overlay.show_slice(self.index)
+        self.map_overlay.set_map(scan.maps.get(UNCERTAINTY), units, self._extent(), self.index)
         self._sync_map_controls()
 
     def begin_partial(self, template: Scan, modality: Modality) -> None:
