@@ -18,6 +18,7 @@ from aimedx_desktop.cli import main
 from aimedx_desktop.engine.bundle import load_bundle
 from aimedx_desktop.engine.training import TrainConfig, load_run, train
 from aimedx_desktop.engine.cancel import CancelToken, Cancelled
+from aimedx_desktop.engine.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -191,14 +192,14 @@ def _slice_set(images: list[np.ndarray], names: list[str]):
 
 
 def test_a_pair_gets_one_augmentation_and_masks_only_where_both_agree():
-    from aimedx_desktop.engine.datasets import TrainingSlices
+    from aimedx_desktop.engine.datasets import Augmentation, TrainingSlices
 
     rows, cols = np.mgrid[:64, :64]
     head = np.where(np.hypot(rows - 32, cols - 32) < 24, 0.5, -1.0)
     cut = head.copy()
     cut[:, 44:] = -1.0  # the CT's field of view ends where the MR still shows head
     torch.manual_seed(0)
-    data = TrainingSlices(_slice_set([cut], ["a.png"]), _slice_set([head], ["a.png"]), 64, 64, paired=True)
+    data = TrainingSlices(_slice_set([cut], ["a.png"]), _slice_set([head], ["a.png"]), Augmentation(64, 64), paired=True)
     assert data.pairs == [(0, 0)] and len(data) == 1
     ct, mr, masks = data[0]
     assert ct.shape == mr.shape == (1, 64, 64) and masks.shape == (2, 64, 64)
@@ -212,12 +213,68 @@ def test_a_pair_gets_one_augmentation_and_masks_only_where_both_agree():
 
 
 def test_slices_without_a_partner_train_the_unpaired_terms():
-    from aimedx_desktop.engine.datasets import TrainingSlices
+    from aimedx_desktop.engine.datasets import Augmentation, TrainingSlices
 
     image = np.zeros((32, 32))
-    data = TrainingSlices(_slice_set([image, image], ["a.png", "b.png"]), _slice_set([image], ["a.png"]), 32, 32, paired=True)
+    data = TrainingSlices(
+        _slice_set([image, image], ["a.png", "b.png"]), _slice_set([image], ["a.png"]), Augmentation(32, 32), paired=True
+    )
     assert data.pairs == [(0, 0)] and len(data) == 2
     assert data[0][2].sum() > 0 and data[1][2].sum() == 0
+
+
+def _ct_slice(tissue: float) -> np.ndarray:
+    """A head in model units: a disc of soft tissue in a ring of saturated bone on air."""
+    rows, cols = np.mgrid[:64, :64]
+    radius = np.hypot(rows - 32, cols - 32)
+    return np.select([radius < 20, radius < 24], [tissue, 1.0], -1.0)
+
+
+def test_each_exports_soft_tissue_level_moves_to_the_median_over_exports():
+    from aimedx_desktop.engine.datasets import harmonize_ct_levels
+
+    levels = {"2": 0.0, "16": -0.2, "20": 0.6}  # patient 20 saved with a window 0.6 model units lower
+    names = [f"{patient}{slice_:03d}.png" for patient in levels for slice_ in (1, 2)]
+    ct = _slice_set([_ct_slice(levels[name[:-7]]) for name in names], names)
+    offsets = harmonize_ct_levels(ct, r"^(\d+)\d{3}\.png$", units_per_model_unit=95.0)
+    assert offsets == {"16": 19.0, "2": 0.0, "20": -57.0}  # HU: 0.2 and -0.6 model units of 95 HU
+    for image in ct.slices:
+        assert np.allclose(image[32, 32], 0.0, atol=1e-6)  # every brain at the median level
+        assert image[32, 10] == 1.0 and image[0, 0] == -1.0  # bone and air stay saturated
+
+
+def test_mr_contrast_jitter_bends_the_curve_but_keeps_its_ends():
+    from aimedx_desktop.engine.datasets import Augmentation
+
+    mr = torch.linspace(-1.0, 1.0, 101)
+    assert torch.equal(Augmentation(32, 32).mr_contrast(mr), mr)  # off by default
+    torch.manual_seed(0)
+    bent = [Augmentation(32, 32, mr_gamma=0.5).mr_contrast(mr) for _ in range(8)]
+    assert all(b[0] == -1.0 and abs(b[-1] - 1.0) < 1e-6 for b in bent)
+    middles = [float(b[50]) for b in bent]
+    assert min(middles) < -0.05 and max(middles) > 0.05  # gamma above and below 1
+
+
+def test_dropout_trains_only_and_keeps_the_weight_names():
+    from aimedx_desktop.engine.networks import GeneratorConfig, build_generator
+
+    plain = build_generator(GeneratorConfig(ngf=4, n_blocks=2))
+    dropped = build_generator(GeneratorConfig(ngf=4, n_blocks=2, dropout=0.5))
+    assert plain.state_dict().keys() == dropped.state_dict().keys()  # bundles load either way
+    dropped.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(plain.eval()(x), dropped.eval()(x))
+        assert not torch.equal(plain.train()(x), dropped.train()(x))
+    with pytest.raises(ValueError, match="dropout"):
+        GeneratorConfig(dropout=1.0)
+
+
+def test_bad_augmentation_and_level_options_are_named(tmp_path):
+    with pytest.raises(UserError, match="--mr-gamma"):
+        TrainConfig(ct=["a"], mr=["b"], out=str(tmp_path), mr_gamma=-1.0)
+    with pytest.raises(UserError, match="--ct-level-groups"):
+        TrainConfig(ct=["a"], mr=["b"], out=str(tmp_path), ct_level_groups="(")
 
 
 def test_paired_training_learns_the_mapping_and_the_uncertainty(tmp_path):

@@ -7,6 +7,8 @@ so a model sees in training exactly what the Translator will feed it.
 from __future__ import annotations
 
 import fnmatch
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,21 +118,91 @@ def pair_indices(ct: SliceSet, mr: SliceSet) -> list[tuple[int, int]]:
     ]
 
 
-def training_augmentation(crop_size: int, size: int) -> "v2.Compose":
-    """Flips, a small affine jitter and a random crop; the background fill is the model's -1.
+def export_key(source: str, pattern: re.Pattern[str]) -> str:
+    """The export a slice belongs to: the pattern's match in its file name (group 1 if it has
+    one); a file the pattern does not match is an export of its own."""
+    name = source.rsplit("[", 1)[0]
+    match = pattern.search(name)
+    if match is None:
+        return name
+    return match.group(1) if pattern.groups else match.group(0)
 
-    Applied to a stack of channels, every channel gets the same transform: that is how a pair
-    (CT, MR and their head masks) stays aligned.
+
+def soft_tissue_level(normalized: np.ndarray) -> float | None:
+    """Median of the unsaturated head pixels of a CT slice in model units (None if it has none).
+
+    Display-windowed exports clip air and bone to the window's ends; what lies between is mostly
+    brain, so its median places the export's window."""
+    inside = head_mask(normalized, FOREGROUND_LEVEL) & (np.abs(normalized) < 1.0 - 1e-6)
+    return float(np.median(normalized[inside])) if inside.any() else None
+
+
+def harmonize_ct_levels(ct: SliceSet, pattern: str, units_per_model_unit: float) -> dict[str, float]:
+    """Shift each CT export's soft-tissue level to the median level over exports, in place.
+
+    Display-windowed CT (the atlas PNGs) was saved with windows that differ between patients:
+    the same brain sits tens of HU apart. Trained on that, a model learns the average of the
+    windows and is off for everyone. `pattern` (a regular expression on file names) says which
+    slices share an export; an export's level is the median of its slices' soft-tissue levels.
+    Saturated pixels (air, bone) stay at the window's ends. Returns the offset per export in HU.
     """
-    from torchvision.transforms import v2  # training only: the CPU app bundle ships no torchvision
+    compiled = re.compile(pattern)
+    keys = [export_key(source, compiled) for source in ct.sources]
+    levels: dict[str, list[float]] = {}
+    for key, normalized in zip(keys, ct.slices):
+        level = soft_tissue_level(normalized)
+        if level is not None:
+            levels.setdefault(key, []).append(level)
+    export_levels = {key: float(np.median(values)) for key, values in levels.items()}
+    if not export_levels:
+        return {}
+    reference = float(np.median(list(export_levels.values())))
+    offsets = {key: reference - level for key, level in export_levels.items()}
+    for index, key in enumerate(keys):
+        normalized = ct.slices[index]
+        unsaturated = np.abs(normalized) < 1.0 - 1e-6
+        shifted = np.where(unsaturated, normalized + offsets.get(key, 0.0), normalized)
+        ct.slices[index] = np.clip(shifted, -1.0, 1.0).astype(np.float32)
+    return {key: round(offset * units_per_model_unit, 1) for key, offset in sorted(offsets.items())}
 
-    steps: list[v2.Transform] = [
-        v2.RandomHorizontalFlip(),
-        v2.RandomAffine(degrees=5, translate=(0.04, 0.04), scale=(0.95, 1.05), fill=-1.0),
-    ]
-    if crop_size < size:
-        steps.append(v2.RandomCrop(crop_size))
-    return v2.Compose(steps)
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random training transforms: flips, an affine jitter, a crop, and an MR contrast jitter.
+
+    degrees, translate (fraction of the side) and scale (± fraction) bound the affine jitter;
+    mr_gamma bounds |log gamma| of a random gamma curve applied to MR slices, so that the model
+    meets MR of somewhat different weighting and scaling than the training scans.
+    """
+
+    crop_size: int
+    size: int
+    degrees: float = 5.0
+    translate: float = 0.04
+    scale: float = 0.05
+    mr_gamma: float = 0.0
+
+    def geometric(self) -> "v2.Compose":
+        """Applied to a stack of channels, every channel gets the same transform: that is how a
+        pair (CT, MR and their head masks) stays aligned. The background fill is the model's -1."""
+        from torchvision.transforms import v2  # training only: the CPU app bundle ships no torchvision
+
+        steps: list[v2.Transform] = [
+            v2.RandomHorizontalFlip(),
+            v2.RandomAffine(
+                degrees=self.degrees, translate=(self.translate, self.translate), scale=(1 - self.scale, 1 + self.scale), fill=-1.0
+            ),
+        ]
+        if self.crop_size < self.size:
+            steps.append(v2.RandomCrop(self.crop_size))
+        return v2.Compose(steps)
+
+    def mr_contrast(self, mr: torch.Tensor) -> torch.Tensor:
+        """A random gamma curve on [-1, 1] (background -1 and the top 1 stay where they are)."""
+        if self.mr_gamma == 0.0:
+            return mr
+        gamma = math.exp((2.0 * torch.rand(()).item() - 1.0) * self.mr_gamma)
+        return ((mr + 1.0) / 2.0).clamp(0.0, 1.0).pow(gamma) * 2.0 - 1.0
 
 
 def head_sign(normalized: np.ndarray) -> torch.Tensor:
@@ -156,12 +228,12 @@ class TrainingSlices(Dataset):
     """
 
     def __init__(
-        self, ct: SliceSet, mr: SliceSet, crop_size: int, size: int, seed: int = 0, paired: bool = False
+        self, ct: SliceSet, mr: SliceSet, augmentation: Augmentation, seed: int = 0, paired: bool = False
     ) -> None:
         self.ct = torch.from_numpy(np.stack(ct.slices))[:, None]
         self.mr = torch.from_numpy(np.stack(mr.slices))[:, None]
-        self.augment = training_augmentation(crop_size, size)
-        self.crop_size = crop_size
+        self.augmentation = augmentation
+        self.augment = augmentation.geometric()
         self.seed = seed
         self.pairs = pair_indices(ct, mr) if paired else []
         if self.pairs:
@@ -190,6 +262,7 @@ class TrainingSlices(Dataset):
             i, j = self.pairs[index]
             stack = torch.stack([self.ct[i, 0], self.mr[j, 0], self.ct_heads[i], self.mr_heads[j]])
             ct, mr, ct_head, mr_head = self.augment(stack)
+            mr = self.augmentation.mr_contrast(mr)
             agree = (ct_head > 0) == (mr_head > 0)
             either = (ct_head > 0) | (mr_head > 0)
             return ct[None], mr[None], torch.stack([agree, either]).float()
@@ -200,7 +273,7 @@ class TrainingSlices(Dataset):
         return self._unpaired(int(self.ct_order[index % len(self.ct)]), self.mr_alone[index])
 
     def _unpaired(self, ct_index: int, mr_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        ct, mr = self.augment(self.ct[ct_index]), self.augment(self.mr[mr_index])
+        ct, mr = self.augment(self.ct[ct_index]), self.augmentation.mr_contrast(self.augment(self.mr[mr_index]))
         return ct, mr, torch.zeros((2, *ct.shape[1:]))
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 UPSAMPLING = ("transpose", "resize")
@@ -39,7 +40,8 @@ class GeneratorConfig:
     """Constructor arguments of a generator, stored in a bundle's model card.
 
     `uncertainty` adds a second output channel, the log of a per-pixel Laplace scale in the
-    model's normalised units, trained on paired slices (see training.py).
+    model's normalised units, trained on paired slices (see training.py). `dropout` acts in
+    training only; a card records it so that the recipe is complete.
     """
 
     name: str = "resnet"
@@ -50,6 +52,7 @@ class GeneratorConfig:
     n_downsampling: int = 2
     upsampling: str = "transpose"
     uncertainty: bool = False
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in GENERATORS:
@@ -62,6 +65,8 @@ class GeneratorConfig:
             raise ValueError(f"generator upsampling must be one of {', '.join(UPSAMPLING)}, not {self.upsampling!r}")
         if not isinstance(self.uncertainty, bool):
             raise ValueError(f"generator option uncertainty must be true or false, not {self.uncertainty!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"generator option dropout must be a number in [0, 1), not {self.dropout!r}")
 
     @classmethod
     def from_dict(cls, data: Any) -> "GeneratorConfig":
@@ -84,21 +89,28 @@ class GeneratorConfig:
 
 
 class ResidualBlock(nn.Module):
+    """Two 3×3 convolutions with a skip; dropout between them (pix2pix) only while training.
+
+    Dropout is applied in forward rather than as a layer so that the convolutions keep their
+    state-dict names with and without it.
+    """
+
     def __init__(self, channels: int, dropout: float = 0.0) -> None:
         super().__init__()
-        layers: list[nn.Module] = [
+        self.dropout = dropout
+        self.body = nn.Sequential(
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3),
             nn.InstanceNorm2d(channels),
             nn.ReLU(inplace=True),
-        ]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels)]
-        self.body = nn.Sequential(*layers)
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        hidden = F.dropout(self.body[:4](x), self.dropout, self.training)
+        return x + self.body[4:](hidden)
 
 
 def _upsample(channels: int, out: int, mode: str) -> list[nn.Module]:
@@ -133,7 +145,7 @@ class ResnetGenerator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             channels *= 2
-        layers += [ResidualBlock(channels) for _ in range(config.n_blocks)]
+        layers += [ResidualBlock(channels, config.dropout) for _ in range(config.n_blocks)]
         for _ in range(config.n_downsampling):
             layers += [*_upsample(channels, channels // 2, config.upsampling), nn.InstanceNorm2d(channels // 2), nn.ReLU(inplace=True)]
             channels //= 2

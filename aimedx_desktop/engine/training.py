@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -28,7 +29,14 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from aimedx_desktop.engine.bundle import LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
-from aimedx_desktop.engine.datasets import SliceSet, TrainingSlices, expand_inputs, paired_slices
+from aimedx_desktop.engine.datasets import (
+    Augmentation,
+    SliceSet,
+    TrainingSlices,
+    expand_inputs,
+    harmonize_ct_levels,
+    paired_slices,
+)
 from aimedx_desktop.engine.errors import UserError, first_line
 from aimedx_desktop.engine.evaluation import evaluate, record_in_card
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
@@ -39,6 +47,8 @@ from aimedx_desktop.engine.device import resolve_device
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOSSES_NAME = "losses.csv"
+AUGMENTATION_LIMITS = {"affine_degrees": 180.0, "affine_translate": 0.5, "affine_scale": 0.5, "mr_gamma": 2.0}
+"""Largest sensible value of each augmentation option (their least is 0: off)."""
 LOSS_NAMES = ("g_adv", "cycle", "identity", "paired", "uncertainty", "d_ct", "d_mr")
 
 
@@ -84,6 +94,7 @@ class TrainConfig:
     upsampling: str = option("transpose", help="generator upsampling: transpose (reference) or resize (no checkerboard)",
                              choices=UPSAMPLING)
     uncertainty: bool = option(False, help="add a per-pixel uncertainty output (Laplace scale), trained on the pairs; needs --paired")
+    dropout: float = option(0.0, help="dropout between the convolutions of each residual block, in training only (pix2pix uses 0.5)")
     ndf: int = option(64, help="discriminator filters")
     paired: bool = option(False, help="add a supervised L1 term on pairs: CT and MR slices with the same file name "
                                       "(or slice of co-registered volumes on one grid)")
@@ -101,6 +112,13 @@ class TrainConfig:
     mr_percentiles: tuple[float, float] = option((0.0, 99.5), metavar=("LO", "HI"),
                                                  help="per-slice MR percentiles mapped to [-1, 1]")
     min_foreground: float = option(0.1, help="skip slices with less foreground than this fraction")
+    affine_degrees: float = option(5.0, help="augmentation: largest random rotation in degrees")
+    affine_translate: float = option(0.04, help="augmentation: largest random shift, as a fraction of the side")
+    affine_scale: float = option(0.05, help="augmentation: largest random zoom in or out, as a fraction")
+    mr_gamma: float = option(0.0, help="augmentation: largest |log gamma| of a random gamma curve on MR slices (0: off)")
+    ct_level_groups: str = option("", help="regular expression on CT file names whose match (group 1 if any) names "
+                                           "one display-windowed export, e.g. '^(\\d+)\\d{3}\\.png$' for the atlas's "
+                                           "patients; each export's soft-tissue level is shifted to the median over exports")
     precision: str = option("fp32", help="CPU autocast (CUDA always uses AMP)", choices=("fp32", "bf16"))
     channels_last: bool = option(False, help="channels-last memory format")
     device: str = option("auto", help="auto, cpu or cuda[:N]", resumable=True)
@@ -130,6 +148,13 @@ class TrainConfig:
             raise UserError("--crop-size must not exceed --image-size")
         if self.uncertainty and not self.paired:
             raise UserError("--uncertainty learns from pairs: add --paired")
+        for name, limit in AUGMENTATION_LIMITS.items():
+            if not 0.0 <= getattr(self, name) <= limit:
+                raise UserError(f"--{name.replace('_', '-')} must lie in [0, {limit:g}], not {getattr(self, name)}")
+        try:
+            re.compile(self.ct_level_groups)
+        except re.error as error:
+            raise UserError(f"--ct-level-groups is not a regular expression: {error}") from None
 
     @property
     def contract(self) -> IntensityContract:
@@ -137,7 +162,15 @@ class TrainConfig:
 
     @property
     def generator_config(self) -> GeneratorConfig:
-        return GeneratorConfig(ngf=self.ngf, n_blocks=self.n_blocks, upsampling=self.upsampling, uncertainty=self.uncertainty)
+        return GeneratorConfig(
+            ngf=self.ngf, n_blocks=self.n_blocks, upsampling=self.upsampling, uncertainty=self.uncertainty, dropout=self.dropout
+        )
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation(
+            self.crop_size, self.image_size, self.affine_degrees, self.affine_translate, self.affine_scale, self.mr_gamma
+        )
 
     @property
     def total_epochs(self) -> int:
@@ -323,7 +356,12 @@ class Trainer:
         mr_paths = expand_inputs(config.mr, config.exclude)
         ct = SliceSet.load(ct_paths, Modality.CT, contract, config.image_size, config.min_foreground)
         mr = SliceSet.load(mr_paths, Modality.MR, contract, config.image_size, config.min_foreground)
-        dataset = TrainingSlices(ct, mr, config.crop_size, config.image_size, seed=config.seed, paired=config.paired)
+        ct_offsets = (
+            harmonize_ct_levels(ct, config.ct_level_groups, contract.ct.window.units_per_model_unit)
+            if config.ct_level_groups
+            else {}
+        )
+        dataset = TrainingSlices(ct, mr, config.augmentation, seed=config.seed, paired=config.paired)
         if config.paired and not dataset.pairs:
             raise UserError("--paired: no CT and MR slices share a file name (or a slice of volumes on one grid)")
         self.data_summary = {
@@ -333,6 +371,7 @@ class Trainer:
             "mr": mr.summary(),
             "pairs": len(dataset.pairs),
             "exclude": config.exclude,
+            **({"ct_level_offsets_hu": ct_offsets} if config.ct_level_groups else {}),
         }
         return dataset
 
