@@ -72,8 +72,11 @@ CARD_NOTES = {
         "limits": (
             "Synthetic CT is in HU only inside [-40, 150] HU: air, fat and bone are clipped to the window's "
             "ends, so it cannot show bone density or air/fat boundaries. Per-patient brain levels in the "
-            "atlas vary from about 26 to 83 HU on this calibration (the exports were not uniform), so absolute "
-            "HU carry an uncertainty of roughly ±25 HU. Real HU CT fed to CT→MR is windowed the same way."
+            "atlas vary from about 26 to 83 HU on this calibration (the exports were not uniform). Training "
+            "shifted each patient's export to the median soft-tissue level over patients (--ct-level-groups; "
+            "the offsets are in training.data.ct_level_offsets_hu), so the model writes brain at that common "
+            "level; a patient whose scanner or export sits elsewhere differs by that amount. Real HU CT fed "
+            "to CT→MR is windowed the same way."
         ),
     },
 }
