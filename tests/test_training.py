@@ -235,12 +235,18 @@ def test_each_exports_soft_tissue_level_moves_to_the_median_over_exports():
 
     levels = {"2": 0.0, "16": -0.2, "20": 0.6}  # patient 20 saved with a window 0.6 model units lower
     names = [f"{patient}{slice_:03d}.png" for patient in levels for slice_ in (1, 2)]
-    ct = _slice_set([_ct_slice(levels[name[:-7]]) for name in names], names)
+    images = [_ct_slice(levels[name[:-7]]) for name in names]
+    for image in images:
+        image[0, 0] = -0.95  # a faint background pixel, far from the head
+    ct = _slice_set(images, names)
     offsets = harmonize_ct_levels(ct, r"^(\d+)\d{3}\.png$", units_per_model_unit=95.0)
     assert offsets == {"16": 19.0, "2": 0.0, "20": -57.0}  # HU: 0.2 and -0.6 model units of 95 HU
     for image in ct.slices:
         assert np.allclose(image[32, 32], 0.0, atol=1e-6)  # every brain at the median level
-        assert image[32, 10] == 1.0 and image[0, 0] == -1.0  # bone and air stay saturated
+        assert image[32, 10] == 1.0 and image[1, 1] == -1.0  # bone and air stay saturated
+        assert image[0, 0] == np.float32(-0.95)  # only the head's soft tissue moves
+    with pytest.raises(UserError, match="matches none"):
+        harmonize_ct_levels(ct, r"^patient-(\d+)", units_per_model_unit=95.0)
 
 
 def test_mr_contrast_jitter_bends_the_curve_but_keeps_its_ends():
@@ -268,6 +274,8 @@ def test_dropout_trains_only_and_keeps_the_weight_names():
         assert not torch.equal(plain.train()(x), dropped.train()(x))
     with pytest.raises(ValueError, match="dropout"):
         GeneratorConfig(dropout=1.0)
+    assert "dropout" not in GeneratorConfig().to_dict()  # cards older apps can still read
+    assert GeneratorConfig.from_dict(GeneratorConfig(dropout=0.5).to_dict()).dropout == 0.5
 
 
 def test_bad_augmentation_and_level_options_are_named(tmp_path):

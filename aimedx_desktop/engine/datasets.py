@@ -128,13 +128,12 @@ def export_key(source: str, pattern: re.Pattern[str]) -> str:
     return match.group(1) if pattern.groups else match.group(0)
 
 
-def soft_tissue_level(normalized: np.ndarray) -> float | None:
-    """Median of the unsaturated head pixels of a CT slice in model units (None if it has none).
+def soft_tissue(normalized: np.ndarray) -> np.ndarray:
+    """The head pixels of a CT slice (model units) that its display window did not clip.
 
     Display-windowed exports clip air and bone to the window's ends; what lies between is mostly
     brain, so its median places the export's window."""
-    inside = head_mask(normalized, FOREGROUND_LEVEL) & (np.abs(normalized) < 1.0 - 1e-6)
-    return float(np.median(normalized[inside])) if inside.any() else None
+    return head_mask(normalized, FOREGROUND_LEVEL) & (np.abs(normalized) < 1.0 - 1e-6)
 
 
 def harmonize_ct_levels(ct: SliceSet, pattern: str, units_per_model_unit: float) -> dict[str, float]:
@@ -143,25 +142,27 @@ def harmonize_ct_levels(ct: SliceSet, pattern: str, units_per_model_unit: float)
     Display-windowed CT (the atlas PNGs) was saved with windows that differ between patients:
     the same brain sits tens of HU apart. Trained on that, a model learns the average of the
     windows and is off for everyone. `pattern` (a regular expression on file names) says which
-    slices share an export; an export's level is the median of its slices' soft-tissue levels.
-    Saturated pixels (air, bone) stay at the window's ends. Returns the offset per export in HU.
+    slices share an export; an export's level is the median over its slices of their
+    soft-tissue medians, and only soft-tissue pixels move: air, bone and the background stay.
+    Returns the offset per export in HU.
     """
     compiled = re.compile(pattern)
+    if not any(compiled.search(source.rsplit("[", 1)[0]) for source in ct.sources):
+        raise UserError(f"--ct-level-groups {pattern!r} matches none of the CT file names (e.g. {ct.sources[0]})")
     keys = [export_key(source, compiled) for source in ct.sources]
+    tissues = [soft_tissue(normalized) for normalized in ct.slices]
     levels: dict[str, list[float]] = {}
-    for key, normalized in zip(keys, ct.slices):
-        level = soft_tissue_level(normalized)
-        if level is not None:
-            levels.setdefault(key, []).append(level)
+    for key, normalized, tissue in zip(keys, ct.slices, tissues):
+        if tissue.any():
+            levels.setdefault(key, []).append(float(np.median(normalized[tissue])))
     export_levels = {key: float(np.median(values)) for key, values in levels.items()}
     if not export_levels:
         return {}
     reference = float(np.median(list(export_levels.values())))
     offsets = {key: reference - level for key, level in export_levels.items()}
-    for index, key in enumerate(keys):
+    for index, (key, tissue) in enumerate(zip(keys, tissues)):
         normalized = ct.slices[index]
-        unsaturated = np.abs(normalized) < 1.0 - 1e-6
-        shifted = np.where(unsaturated, normalized + offsets.get(key, 0.0), normalized)
+        shifted = np.where(tissue, normalized + offsets.get(key, 0.0), normalized)
         ct.slices[index] = np.clip(shifted, -1.0, 1.0).astype(np.float32)
     return {key: round(offset * units_per_model_unit, 1) for key, offset in sorted(offsets.items())}
 

@@ -80,7 +80,12 @@ class GeneratorConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The card's form. Dropout 0 is left out: it changes nothing at inference, and cards
+        without it stay readable by app versions that predate the option."""
+        data = asdict(self)
+        if not self.dropout:
+            del data["dropout"]
+        return data
 
     @property
     def size_multiple(self) -> int:
