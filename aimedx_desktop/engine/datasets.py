@@ -118,13 +118,12 @@ def pair_indices(ct: SliceSet, mr: SliceSet) -> list[tuple[int, int]]:
     ]
 
 
-def export_key(source: str, pattern: re.Pattern[str]) -> str:
+def export_key(file_name: str, pattern: re.Pattern[str]) -> str:
     """The export a slice belongs to: the pattern's match in its file name (group 1 if it has
     one); a file the pattern does not match is an export of its own."""
-    name = source.rsplit("[", 1)[0]
-    match = pattern.search(name)
+    match = pattern.search(file_name)
     if match is None:
-        return name
+        return file_name
     return match.group(1) if pattern.groups else match.group(0)
 
 
@@ -147,9 +146,10 @@ def harmonize_ct_levels(ct: SliceSet, pattern: str, units_per_model_unit: float)
     Returns the offset per export in HU.
     """
     compiled = re.compile(pattern)
-    if not any(compiled.search(source.rsplit("[", 1)[0]) for source in ct.sources):
-        raise UserError(f"--ct-level-groups {pattern!r} matches none of the CT file names (e.g. {ct.sources[0]})")
-    keys = [export_key(source, compiled) for source in ct.sources]
+    file_names = [source.rsplit("[", 1)[0] for source in ct.sources]  # sources are `file[index]`
+    if not any(compiled.search(name) for name in file_names):
+        raise UserError(f"--ct-level-groups {pattern!r} matches none of the CT file names (e.g. {file_names[0]})")
+    keys = [export_key(name, compiled) for name in file_names]
     tissues = [soft_tissue(normalized) for normalized in ct.slices]
     levels: dict[str, list[float]] = {}
     for key, normalized, tissue in zip(keys, ct.slices, tissues):

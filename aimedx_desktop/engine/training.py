@@ -356,11 +356,10 @@ class Trainer:
         mr_paths = expand_inputs(config.mr, config.exclude)
         ct = SliceSet.load(ct_paths, Modality.CT, contract, config.image_size, config.min_foreground)
         mr = SliceSet.load(mr_paths, Modality.MR, contract, config.image_size, config.min_foreground)
-        ct_offsets = (
-            harmonize_ct_levels(ct, config.ct_level_groups, contract.ct.window.units_per_model_unit)
-            if config.ct_level_groups
-            else {}
-        )
+        levels: dict[str, dict[str, float]] = {}
+        if config.ct_level_groups:
+            units = contract.ct.window.units_per_model_unit
+            levels["ct_level_offsets_hu"] = harmonize_ct_levels(ct, config.ct_level_groups, units)
         dataset = TrainingSlices(ct, mr, config.augmentation, seed=config.seed, paired=config.paired)
         if config.paired and not dataset.pairs:
             raise UserError("--paired: no CT and MR slices share a file name (or a slice of volumes on one grid)")
@@ -371,7 +370,7 @@ class Trainer:
             "mr": mr.summary(),
             "pairs": len(dataset.pairs),
             "exclude": config.exclude,
-            **({"ct_level_offsets_hu": ct_offsets} if config.ct_level_groups else {}),
+            **levels,
         }
         return dataset
 
