@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from aimedx_desktop.engine import metrics
 from aimedx_desktop.engine.datasets import SlicePair
 from aimedx_desktop.engine.evaluation import evaluate
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
+from aimedx_desktop.engine.report import format_table
 from aimedx_desktop.engine.scan import Modality, Scan
 
 
@@ -53,3 +55,18 @@ def test_a_constant_hu_error_is_reported_in_hu(identity_bundle):
     assert result["mr2ct"]["mae"] == pytest.approx(20.0, abs=0.1)
     assert result["mr2ct"]["psnr"] == pytest.approx(10 * np.log10(2000.0**2 / 20.0**2), abs=0.1)
     assert result["units"]["mr2ct"] == "HU on [-1000, 1000]"
+
+
+def test_the_reference_alignment_is_the_overlap_of_the_real_head_outlines(identity_bundle):
+    aligned = _pair(identity_bundle, 0.0)
+    ct_shifted = np.roll(aligned.ct, 6, axis=1)
+    shifted = SlicePair("shifted", ct_shifted, aligned.mr, Scan(ct_shifted[None], Modality.CT), aligned.mr_scan)
+    result = evaluate(identity_bundle, [aligned, shifted], device="cpu")
+    head = aligned.mr > 0
+    expected = metrics.dice(head, np.roll(head, 6, axis=1))
+    assert 0.7 < expected < 0.9
+    per_slice = {row["slice"]: row["reference_dice"] for row in result["per_slice"]}
+    assert per_slice == {"phantom": 1.0, "shifted": pytest.approx(expected, abs=0.01)}
+    assert result["reference"]["head_dice"] == pytest.approx((1.0 + expected) / 2, abs=0.01)
+    assert result["reference"]["head_dice_min"] == pytest.approx(expected, abs=0.01)
+    assert f"Dice {result['reference']['head_dice']:.3f}" in format_table(result)

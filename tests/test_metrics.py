@@ -52,6 +52,15 @@ def test_hand_computed_values():
     assert metrics.ssim(target + 5.0, target + 5.0, 10.0) == pytest.approx(1.0)
 
 
+def test_dice_of_half_overlapping_squares_is_one_half():
+    first, second = np.zeros((8, 8), bool), np.zeros((8, 8), bool)
+    first[:4, :4] = True
+    second[:4, 2:6] = True
+    assert metrics.dice(first, second) == 0.5
+    assert metrics.dice(first, first) == 1.0
+    assert metrics.dice(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
+
+
 def test_empty_mask_is_an_error():
     with pytest.raises(ValueError, match="empty"):
         metrics.mae(np.zeros((3, 3)), np.zeros((3, 3)), np.zeros((3, 3), bool))

@@ -12,6 +12,11 @@ range (what doing nothing gives), `mean_target` is the mean of all real target i
 A model with an uncertainty output is also scored on how well its map points at the real
 errors inside the head: Spearman's ρ between map and |error|, the AUROC of the map for finding
 the worst 10 % of pixels, and the coverage of the calibrated interval (|error| ≤ map).
+
+The reference itself is scored too: the Dice overlap of the real CT's and the real MR's head
+masks (`reference`, and `reference_dice` per slice). Pairs that are only roughly co-registered
+put errors along every misaligned edge that no model can remove; this says how much of that a
+score carries.
 """
 
 from __future__ import annotations
@@ -129,6 +134,7 @@ def evaluate(
     """Per-slice and mean scores both ways, the two baselines, and the uncertainty figures."""
     translator = Translator(bundle, device=device)
     result: dict = {"baselines": {}, "per_slice": [], "units": {}}
+    head_masks: dict[str, list[np.ndarray]] = {}
     total = len(pairs) * len(DIRECTIONS)
     done = 0
     for direction, source_modality in DIRECTIONS.items():
@@ -142,6 +148,7 @@ def evaluate(
             done += 1
             if progress is not None:
                 progress(done, total)
+        head_masks[direction] = [s.mask for s in scored]
         model_rows = [_scores(s.prediction, s.target, s.mask, data_range) for s in scored]
         input_rows = [_scores(s.source, s.target, s.mask, data_range) for s in scored]
         result[direction] = _summary(model_rows)
@@ -158,6 +165,11 @@ def evaluate(
         )
         for pair, row in zip(pairs, model_rows):
             result["per_slice"].append({"direction": direction, "slice": pair.name, **row})
+    overlaps = [metrics.dice(ct, mr) for ct, mr in zip(head_masks["mr2ct"], head_masks["ct2mr"])]
+    result["reference"] = {"head_dice": float(np.mean(overlaps)), "head_dice_min": float(np.min(overlaps)), "n": len(overlaps)}
+    overlap_by_slice = {pair.name: overlap for pair, overlap in zip(pairs, overlaps)}
+    for row in result["per_slice"]:
+        row["reference_dice"] = overlap_by_slice[row["slice"]]
     return result
 
 
@@ -172,6 +184,7 @@ def record_in_card(bundle: ModelBundle, result: dict, command: str) -> None:
         "units": result["units"],
         **{direction: result[direction] for direction in DIRECTIONS},
         "baselines": result["baselines"],
+        "reference": result["reference"],
     }
     save_bundle(bundle, bundle.path)
 

@@ -88,6 +88,13 @@ def head_mask(image: np.ndarray, threshold: float, closing_radius: int = 3) -> n
     return (outside[0, 0] == 0).numpy()
 
 
+def dice(first: np.ndarray, second: np.ndarray) -> float:
+    """Dice overlap of two masks (1.0 when both are empty)."""
+    first, second = np.asarray(first, dtype=bool), np.asarray(second, dtype=bool)
+    total = int(first.sum()) + int(second.sum())
+    return 1.0 if total == 0 else 2.0 * int((first & second).sum()) / total
+
+
 def _mask(mask: np.ndarray | None, like: np.ndarray) -> np.ndarray:
     if mask is None:
         return np.ones(like.shape, dtype=bool)

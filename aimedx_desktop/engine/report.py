@@ -47,4 +47,10 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{uncertainty['auroc_worst10']:.3f}, coverage {100 * uncertainty['coverage']:.1f} % "
                 f"(nominal {100 * uncertainty['nominal']:.0f} %)"
             )
+    reference = result.get("reference")
+    if reference:
+        lines.append(
+            f"reference: the real CT and MR head outlines overlap Dice {reference['head_dice']:.3f} "
+            f"(worst slice {reference['head_dice_min']:.3f}); below 1, misaligned edges cost every model"
+        )
     return "\n".join(lines)
