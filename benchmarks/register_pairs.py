@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image
 
-from aimedx_desktop.engine.metrics import head_mask
+from aimedx_desktop.engine.metrics import dice, head_mask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recipe_sweep import ATLAS_SLICE  # noqa: E402  (the atlas' slice names, PPPSSS.png)
@@ -48,10 +48,6 @@ def register(ct: np.ndarray, mr: np.ndarray) -> np.ndarray:
     method.SetInitialTransform(initial, inPlace=False)
     transform = method.Execute(fixed, moving)
     return sitk.GetArrayFromImage(sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0))
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * (a & b).sum() / (a.sum() + b.sum()))
 
 
 def main() -> None:

@@ -44,11 +44,13 @@ from aimedx_desktop.engine.networks import UPSAMPLING, GeneratorConfig, PatchDis
 from aimedx_desktop.engine.scan import Modality
 from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.device import resolve_device
+from aimedx_desktop.engine.weight_average import WeightAverage
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOSSES_NAME = "losses.csv"
 AUGMENTATION_LIMITS = {"affine_degrees": 180.0, "affine_translate": 0.5, "affine_scale": 0.5, "mr_gamma": 2.0}
 """Largest sensible value of each augmentation option (their least is 0: off)."""
+GENERATOR_NAMES = ("mr2ct", "ct2mr")
 LOSS_NAMES = ("g_adv", "cycle", "identity", "paired", "uncertainty", "d_ct", "d_mr")
 
 
@@ -98,6 +100,8 @@ class TrainConfig:
     ndf: int = option(64, help="discriminator filters")
     paired: bool = option(False, help="add a supervised L1 term on pairs: CT and MR slices with the same file name "
                                       "(or slice of co-registered volumes on one grid)")
+    ema_decay: float = option(0.0, help="ship an exponential moving average of the generator weights, with this decay per "
+                                        "step (e.g. 0.998); 0: ship the last weights")
     lambda_paired: float = option(10.0, help="weight of the supervised L1 term on pairs (each direction)")
     lambda_adv: float = option(1.0, help="weight of the adversarial term")
     lambda_cycle: float = option(10.0, help="weight of the cycle-consistency term (each direction)")
@@ -146,6 +150,8 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be a multiple of {multiple}")
         if self.crop_size > self.image_size:
             raise UserError("--crop-size must not exceed --image-size")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise UserError(f"--ema-decay must lie in [0, 1), not {self.ema_decay}")
         if self.uncertainty and not self.paired:
             raise UserError("--uncertainty learns from pairs: add --paired")
         for name, limit in AUGMENTATION_LIMITS.items():
@@ -333,6 +339,11 @@ class Trainer:
         if config.init_from:
             self.model.load_state_dict(read_checkpoint(config.init_from)["model"])
         self.dist.broadcast(self.model)
+        self.averages = (
+            {name: WeightAverage(getattr(self.model, name), config.ema_decay) for name in GENERATOR_NAMES}
+            if config.ema_decay > 0
+            else {}
+        )
         generator_params = [p for g in self.model.generators for p in g.parameters()]
         discriminator_params = [p for d in self.model.discriminators for p in d.parameters()]
         betas = (config.beta1, config.beta2)
@@ -418,6 +429,8 @@ class Trainer:
         self.scaler.scale(g_total).backward()
         self.dist.average_gradients(*model.generators)
         self.scaler.step(self.opt_g)
+        for name, average in self.averages.items():
+            average.update(getattr(model, name))
 
         for d in model.discriminators:
             d.requires_grad_(True)
@@ -541,6 +554,7 @@ class Trainer:
             "config": asdict(self.config),
             "epoch": self.epoch,
             "model": self.model.state_dict(),
+            "averages": {name: average.state_dict() for name, average in self.averages.items()},
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(),
@@ -562,6 +576,8 @@ class Trainer:
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        for name, average in self.averages.items():
+            average.load_state_dict(state["averages"][name])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.sched_g.load_state_dict(state["sched_g"])
@@ -599,6 +615,10 @@ class Trainer:
         root = self.config.data_root
         return PortablePaths(Path(root) if root else _common_parent(self.config.ct + self.config.mr))
 
+    def shipped_generator(self, name: str) -> nn.Module:
+        """The weight average with --ema-decay, else the last weights."""
+        return self.averages[name].network if name in self.averages else getattr(self.model, name)
+
     def write_bundle(self) -> ModelBundle:
         config = self.config
         portable = self._portable_paths()
@@ -632,7 +652,7 @@ class Trainer:
                 "processes": self.dist.world_size,
             },
         )
-        bundle.generators = {"mr2ct": self.model.mr2ct.cpu().eval(), "ct2mr": self.model.ct2mr.cpu().eval()}
+        bundle.generators = {name: self.shipped_generator(name).cpu().eval() for name in GENERATOR_NAMES}
         self.model.to(self.device)
         save_bundle(bundle, self.out / "bundle")
         return bundle
