@@ -10,6 +10,7 @@ import torch
 
 from aimedx_desktop.engine import metrics
 from aimedx_desktop.engine.datasets import SlicePair
+from aimedx_desktop.engine.errors import UserError
 from aimedx_desktop.engine.evaluation import evaluate
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
 from aimedx_desktop.engine.report import format_table
@@ -70,3 +71,8 @@ def test_the_reference_alignment_is_the_overlap_of_the_real_head_outlines(identi
     assert result["reference"]["head_dice"] == pytest.approx((1.0 + expected) / 2, abs=0.01)
     assert result["reference"]["head_dice_min"] == pytest.approx(expected, abs=0.01)
     assert f"Dice {result['reference']['head_dice']:.3f}" in format_table(result)
+
+
+def test_no_pairs_is_a_clear_error(identity_bundle):
+    with pytest.raises(UserError, match="no slice pairs"):
+        evaluate(identity_bundle, [], device="cpu")

@@ -175,6 +175,21 @@ def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
     assert fine_tune.epoch == 0 and fine_tune.opt_g.param_groups[0]["lr"] == 1e-3
 
 
+def test_init_from_an_averaging_run_starts_from_the_generators_it_shipped(tmp_path):
+    from aimedx_desktop.engine.training import Trainer
+
+    ct, mr = _phantom_folders(tmp_path / "data", n=4)
+    train(_config(ct, mr, tmp_path / "first", epochs=2, epochs_decay=0, ema_decay=0.5))
+    state = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)
+    shipped = load_bundle(tmp_path / "first" / "bundle").generators
+    fine_tune = Trainer(_config(ct, mr, tmp_path / "second", init_from=str(tmp_path / "first")))
+    for name in ("mr2ct", "ct2mr"):
+        for key, value in getattr(fine_tune.model, name).state_dict().items():
+            assert torch.equal(value, shipped[name].state_dict()[key]), (name, key)
+    for key, value in fine_tune.model.d_ct.state_dict().items():
+        assert torch.equal(value, state["model"]["d_ct." + key]), key
+
+
 def test_trainer_image_pool_returns_history():
     from aimedx_desktop.engine.training import ImagePool
 

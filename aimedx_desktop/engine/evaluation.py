@@ -132,6 +132,8 @@ def evaluate(
     cancel: CancelToken | None = None,
 ) -> dict:
     """Per-slice and mean scores both ways, the two baselines, and the uncertainty figures."""
+    if not pairs:
+        raise UserError("there are no slice pairs to evaluate")
     translator = Translator(bundle, device=device)
     result: dict = {"baselines": {}, "per_slice": [], "units": {}}
     head_masks: dict[str, list[np.ndarray]] = {}
@@ -167,9 +169,8 @@ def evaluate(
             result["per_slice"].append({"direction": direction, "slice": pair.name, **row})
     overlaps = [metrics.dice(ct, mr) for ct, mr in zip(head_masks["mr2ct"], head_masks["ct2mr"])]
     result["reference"] = {"head_dice": float(np.mean(overlaps)), "head_dice_min": float(np.min(overlaps)), "n": len(overlaps)}
-    overlap_by_slice = {pair.name: overlap for pair, overlap in zip(pairs, overlaps)}
-    for row in result["per_slice"]:
-        row["reference_dice"] = overlap_by_slice[row["slice"]]
+    for index, row in enumerate(result["per_slice"]):  # each direction's rows, in the order of `pairs`
+        row["reference_dice"] = overlaps[index % len(pairs)]
     return result
 
 

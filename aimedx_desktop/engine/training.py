@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from aimedx_desktop.engine.bundle import LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
+from aimedx_desktop.engine.bundle import DIRECTIONS, LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
 from aimedx_desktop.engine.datasets import (
     Augmentation,
     SliceSet,
@@ -50,7 +50,6 @@ CHECKPOINT_NAME = "checkpoint.pt"
 LOSSES_NAME = "losses.csv"
 AUGMENTATION_LIMITS = {"affine_degrees": 180.0, "affine_translate": 0.5, "affine_scale": 0.5, "mr_gamma": 2.0}
 """Largest sensible value of each augmentation option (their least is 0: off)."""
-GENERATOR_NAMES = ("mr2ct", "ct2mr")
 LOSS_NAMES = ("g_adv", "cycle", "identity", "paired", "uncertainty", "d_ct", "d_mr")
 
 
@@ -128,7 +127,8 @@ class TrainConfig:
     device: str = option("auto", help="auto, cpu or cuda[:N]", resumable=True)
     seed: int = option(0, help="random seed (a run is deterministic on the same machine)")
     licence: str = option("as the training data's licence allows", help="licence statement for the model card")
-    init_from: str = option("", help="start from the four networks of this run folder's checkpoint (fine-tuning)")
+    init_from: str = option("", help="start from the four networks of this run folder's checkpoint (fine-tuning; "
+                                     "its generators' weight average where it kept one)")
     val_ct: list[str] = option(factory=list, help="paired validation CT, scored at the end into the card", resumable=True)
     val_mr: list[str] = option(factory=list, help="paired validation MR (same file names as --val-ct)", resumable=True)
     val_include: list[str] = option(factory=list, help="validation file-name patterns, e.g. '16???.png'", resumable=True)
@@ -337,11 +337,12 @@ class Trainer:
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if config.init_from:
-            self.model.load_state_dict(read_checkpoint(config.init_from)["model"])
+            self._load_initial_weights(read_checkpoint(config.init_from))
         self.dist.broadcast(self.model)
+        # rank 0 alone ships the bundle, so only it keeps the averages (all ranks' weights are equal)
         self.averages = (
-            {name: WeightAverage(getattr(self.model, name), config.ema_decay) for name in GENERATOR_NAMES}
-            if config.ema_decay > 0
+            {name: WeightAverage(getattr(self.model, name), config.ema_decay) for name in DIRECTIONS}
+            if config.ema_decay > 0 and self.dist.is_main
             else {}
         )
         generator_params = [p for g in self.model.generators for p in g.parameters()]
@@ -428,9 +429,11 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(g_total).backward()
         self.dist.average_gradients(*model.generators)
+        steps_before = self._generator_steps()
         self.scaler.step(self.opt_g)
-        for name, average in self.averages.items():
-            average.update(getattr(model, name))
+        if self._generator_steps() > steps_before:  # AMP skips a step whose gradients overflowed
+            for name, average in self.averages.items():
+                average.update(getattr(model, name))
 
         for d in model.discriminators:
             d.requires_grad_(True)
@@ -444,6 +447,11 @@ class Trainer:
         self.scaler.update()
         values = (g_adv, cycle, identity, paired, uncertainty, d_ct, d_mr)
         return {name: float(value.detach().float()) for name, value in zip(LOSS_NAMES, values)}
+
+    def _generator_steps(self) -> int:
+        """How many updates the generators' optimiser has made (Adam counts them per parameter)."""
+        first = self.opt_g.param_groups[0]["params"][0]
+        return int(self.opt_g.state.get(first, {}).get("step", 0))
 
     @staticmethod
     def _discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -590,6 +598,13 @@ class Trainer:
         self.history = list(state["history"])
         self.dist.broadcast(self.model)
 
+    def _load_initial_weights(self, state: dict[str, Any]) -> None:
+        """--init-from: the four networks of another run; its generators as that run shipped them
+        (the weight average, where it kept one), so fine-tuning starts from the evaluated model."""
+        self.model.load_state_dict(state["model"])
+        for name, average in state.get("averages", {}).items():
+            getattr(self.model, name).load_state_dict(average["weights"])
+
     def _apply_schedule(self) -> None:
         """Set this epoch's learning rate from the current config, which a resume may have
         lengthened (the checkpoint's optimiser state holds the rate of the old schedule)."""
@@ -652,7 +667,7 @@ class Trainer:
                 "processes": self.dist.world_size,
             },
         )
-        bundle.generators = {name: self.shipped_generator(name).cpu().eval() for name in GENERATOR_NAMES}
+        bundle.generators = {name: self.shipped_generator(name).cpu().eval() for name in DIRECTIONS}
         self.model.to(self.device)
         save_bundle(bundle, self.out / "bundle")
         return bundle
