@@ -67,7 +67,7 @@ def test_cycle_loss_goes_down_and_bundle_loads(tmp_path):
 
 def test_resume_continues_the_schedule_exactly(tmp_path):
     ct, mr = _phantom_folders(tmp_path / "data")
-    train(_config(ct, mr, tmp_path / "straight", epochs=1, epochs_decay=2, ema_decay=0.9))
+    train(_config(ct, mr, tmp_path / "straight", epochs=1, epochs_decay=2))
     token = CancelToken()
 
     def stop_in_second_epoch(report):
@@ -75,7 +75,7 @@ def test_resume_continues_the_schedule_exactly(tmp_path):
             token.cancel()  # what Ctrl-C or the GUI's Cancel does
 
     with pytest.raises(Cancelled):
-        train(_config(ct, mr, tmp_path / "resumed", epochs=1, epochs_decay=2, ema_decay=0.9), progress=stop_in_second_epoch, cancel=token)
+        train(_config(ct, mr, tmp_path / "resumed", epochs=1, epochs_decay=2), progress=stop_in_second_epoch, cancel=token)
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["epoch"] == 1
     train(load_run(tmp_path / "resumed"), resume=True)
     a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
@@ -84,23 +84,6 @@ def test_resume_continues_the_schedule_exactly(tmp_path):
     assert [r["lr"] for r in a["history"]] == [r["lr"] for r in b["history"]]
     for key, value in a["model"].items():
         assert torch.allclose(value, b["model"][key], atol=1e-6), key
-    for name, average in a["averages"].items():
-        assert average["updates"] == b["averages"][name]["updates"] > 0
-        for key, value in average["weights"].items():
-            assert torch.allclose(value, b["averages"][name]["weights"][key], atol=1e-6), key
-
-
-def test_with_ema_decay_the_bundle_ships_the_weight_average(tmp_path):
-    ct, mr = _phantom_folders(tmp_path / "data", n=4)
-    bundle = train(_config(ct, mr, tmp_path / "run", epochs=2, epochs_decay=0, ema_decay=0.5))
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
-    shipped = load_bundle(tmp_path / "run" / "bundle").generators["mr2ct"].state_dict()
-    average = state["averages"]["mr2ct"]["weights"]
-    last = {key[len("mr2ct."):]: value for key, value in state["model"].items() if key.startswith("mr2ct.")}
-    assert state["averages"]["mr2ct"]["updates"] == 2 * 4  # one per generator step: 4 slices, 2 epochs
-    assert all(torch.equal(shipped[key], average[key]) for key in shipped)
-    assert not all(torch.equal(shipped[key], last[key]) for key in shipped)
-    assert bundle.card["training"]["options"]["ema_decay"] == 0.5
 
 
 def test_train_cli_end_to_end_and_refuses_to_clobber(tmp_path, capsys):
@@ -173,21 +156,6 @@ def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
     for key, value in fine_tune.model.state_dict().items():
         assert torch.equal(value, trained[key]), key
     assert fine_tune.epoch == 0 and fine_tune.opt_g.param_groups[0]["lr"] == 1e-3
-
-
-def test_init_from_an_averaging_run_starts_from_the_generators_it_shipped(tmp_path):
-    from aimedx_desktop.engine.training import Trainer
-
-    ct, mr = _phantom_folders(tmp_path / "data", n=4)
-    train(_config(ct, mr, tmp_path / "first", epochs=2, epochs_decay=0, ema_decay=0.5))
-    state = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)
-    shipped = load_bundle(tmp_path / "first" / "bundle").generators
-    fine_tune = Trainer(_config(ct, mr, tmp_path / "second", init_from=str(tmp_path / "first")))
-    for name in ("mr2ct", "ct2mr"):
-        for key, value in getattr(fine_tune.model, name).state_dict().items():
-            assert torch.equal(value, shipped[name].state_dict()[key]), (name, key)
-    for key, value in fine_tune.model.d_ct.state_dict().items():
-        assert torch.equal(value, state["model"]["d_ct." + key]), key
 
 
 def test_trainer_image_pool_returns_history():
@@ -315,8 +283,6 @@ def test_bad_augmentation_and_level_options_are_named(tmp_path):
         TrainConfig(ct=["a"], mr=["b"], out=str(tmp_path), mr_gamma=-1.0)
     with pytest.raises(UserError, match="--ct-level-groups"):
         TrainConfig(ct=["a"], mr=["b"], out=str(tmp_path), ct_level_groups="(")
-    with pytest.raises(UserError, match="--ema-decay"):
-        TrainConfig(ct=["a"], mr=["b"], out=str(tmp_path), ema_decay=1.0)
 
 
 def test_paired_training_learns_the_mapping_and_the_uncertainty(tmp_path):

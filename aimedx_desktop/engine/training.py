@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from aimedx_desktop.engine.bundle import DIRECTIONS, LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
+from aimedx_desktop.engine.bundle import LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
 from aimedx_desktop.engine.datasets import (
     Augmentation,
     SliceSet,
@@ -44,7 +44,6 @@ from aimedx_desktop.engine.networks import UPSAMPLING, GeneratorConfig, PatchDis
 from aimedx_desktop.engine.scan import Modality
 from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.device import resolve_device
-from aimedx_desktop.engine.weight_average import WeightAverage
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOSSES_NAME = "losses.csv"
@@ -99,8 +98,6 @@ class TrainConfig:
     ndf: int = option(64, help="discriminator filters")
     paired: bool = option(False, help="add a supervised L1 term on pairs: CT and MR slices with the same file name "
                                       "(or slice of co-registered volumes on one grid)")
-    ema_decay: float = option(0.0, help="ship an exponential moving average of the generator weights, with this decay per "
-                                        "step (e.g. 0.998); 0: ship the last weights")
     lambda_paired: float = option(10.0, help="weight of the supervised L1 term on pairs (each direction)")
     lambda_adv: float = option(1.0, help="weight of the adversarial term")
     lambda_cycle: float = option(10.0, help="weight of the cycle-consistency term (each direction)")
@@ -127,8 +124,7 @@ class TrainConfig:
     device: str = option("auto", help="auto, cpu or cuda[:N]", resumable=True)
     seed: int = option(0, help="random seed (a run is deterministic on the same machine)")
     licence: str = option("as the training data's licence allows", help="licence statement for the model card")
-    init_from: str = option("", help="start from the four networks of this run folder's checkpoint (fine-tuning; "
-                                     "its generators' weight average where it kept one)")
+    init_from: str = option("", help="start from the four networks of this run folder's checkpoint (fine-tuning)")
     val_ct: list[str] = option(factory=list, help="paired validation CT, scored at the end into the card", resumable=True)
     val_mr: list[str] = option(factory=list, help="paired validation MR (same file names as --val-ct)", resumable=True)
     val_include: list[str] = option(factory=list, help="validation file-name patterns, e.g. '16???.png'", resumable=True)
@@ -150,8 +146,6 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be a multiple of {multiple}")
         if self.crop_size > self.image_size:
             raise UserError("--crop-size must not exceed --image-size")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise UserError(f"--ema-decay must lie in [0, 1), not {self.ema_decay}")
         if self.uncertainty and not self.paired:
             raise UserError("--uncertainty learns from pairs: add --paired")
         for name, limit in AUGMENTATION_LIMITS.items():
@@ -337,14 +331,8 @@ class Trainer:
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if config.init_from:
-            self._load_initial_weights(read_checkpoint(config.init_from))
+            self.model.load_state_dict(read_checkpoint(config.init_from)["model"])
         self.dist.broadcast(self.model)
-        # rank 0 alone ships the bundle, so only it keeps the averages (all ranks' weights are equal)
-        self.averages = (
-            {name: WeightAverage(getattr(self.model, name), config.ema_decay) for name in DIRECTIONS}
-            if config.ema_decay > 0 and self.dist.is_main
-            else {}
-        )
         generator_params = [p for g in self.model.generators for p in g.parameters()]
         discriminator_params = [p for d in self.model.discriminators for p in d.parameters()]
         betas = (config.beta1, config.beta2)
@@ -429,11 +417,7 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(g_total).backward()
         self.dist.average_gradients(*model.generators)
-        steps_before = self._generator_steps()
         self.scaler.step(self.opt_g)
-        if self._generator_steps() > steps_before:  # AMP skips a step whose gradients overflowed
-            for name, average in self.averages.items():
-                average.update(getattr(model, name))
 
         for d in model.discriminators:
             d.requires_grad_(True)
@@ -447,11 +431,6 @@ class Trainer:
         self.scaler.update()
         values = (g_adv, cycle, identity, paired, uncertainty, d_ct, d_mr)
         return {name: float(value.detach().float()) for name, value in zip(LOSS_NAMES, values)}
-
-    def _generator_steps(self) -> int:
-        """How many updates the generators' optimiser has made (Adam counts them per parameter)."""
-        first = self.opt_g.param_groups[0]["params"][0]
-        return int(self.opt_g.state.get(first, {}).get("step", 0))
 
     @staticmethod
     def _discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -562,7 +541,6 @@ class Trainer:
             "config": asdict(self.config),
             "epoch": self.epoch,
             "model": self.model.state_dict(),
-            "averages": {name: average.state_dict() for name, average in self.averages.items()},
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(),
@@ -584,8 +562,6 @@ class Trainer:
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        for name, average in self.averages.items():
-            average.load_state_dict(state["averages"][name])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.sched_g.load_state_dict(state["sched_g"])
@@ -597,13 +573,6 @@ class Trainer:
         self._apply_schedule()
         self.history = list(state["history"])
         self.dist.broadcast(self.model)
-
-    def _load_initial_weights(self, state: dict[str, Any]) -> None:
-        """--init-from: the four networks of another run; its generators as that run shipped them
-        (the weight average, where it kept one), so fine-tuning starts from the evaluated model."""
-        self.model.load_state_dict(state["model"])
-        for name, average in state.get("averages", {}).items():
-            getattr(self.model, name).load_state_dict(average["weights"])
 
     def _apply_schedule(self) -> None:
         """Set this epoch's learning rate from the current config, which a resume may have
@@ -629,10 +598,6 @@ class Trainer:
     def _portable_paths(self) -> "PortablePaths":
         root = self.config.data_root
         return PortablePaths(Path(root) if root else _common_parent(self.config.ct + self.config.mr))
-
-    def shipped_generator(self, name: str) -> nn.Module:
-        """The weight average with --ema-decay, else the last weights."""
-        return self.averages[name].network if name in self.averages else getattr(self.model, name)
 
     def write_bundle(self) -> ModelBundle:
         config = self.config
@@ -667,7 +632,7 @@ class Trainer:
                 "processes": self.dist.world_size,
             },
         )
-        bundle.generators = {name: self.shipped_generator(name).cpu().eval() for name in DIRECTIONS}
+        bundle.generators = {"mr2ct": self.model.mr2ct.cpu().eval(), "ct2mr": self.model.ct2mr.cpu().eval()}
         self.model.to(self.device)
         save_bundle(bundle, self.out / "bundle")
         return bundle
