@@ -112,10 +112,10 @@ class TrainConfig:
     mr_percentiles: tuple[float, float] = option((0.0, 99.5), metavar=("LO", "HI"),
                                                  help="per-slice MR percentiles mapped to [-1, 1]")
     min_foreground: float = option(0.1, help="skip slices with less foreground than this fraction")
-    affine_degrees: float = option(5.0, help="augmentation: largest random rotation in degrees")
-    affine_translate: float = option(0.04, help="augmentation: largest random shift, as a fraction of the side")
-    affine_scale: float = option(0.05, help="augmentation: largest random zoom in or out, as a fraction")
-    mr_gamma: float = option(0.0, help="augmentation: largest |log gamma| of a random gamma curve on MR slices (0: off)")
+    affine_degrees: float = option(Augmentation.degrees, help="augmentation: largest random rotation in degrees")
+    affine_translate: float = option(Augmentation.translate, help="augmentation: largest random shift, as a fraction of the side")
+    affine_scale: float = option(Augmentation.scale, help="augmentation: largest random zoom in or out, as a fraction")
+    mr_gamma: float = option(Augmentation.mr_gamma, help="augmentation: largest |log gamma| of a random gamma curve on MR slices (0: off)")
     ct_level_groups: str = option("", help="regular expression on CT file names whose match (group 1 if any) names "
                                            "one display-windowed export, e.g. '^(\\d+)\\d{3}\\.png$' for the atlas's "
                                            "patients; each export's soft-tissue level is shifted to the median over exports")
