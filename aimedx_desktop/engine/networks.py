@@ -114,7 +114,9 @@ class ResidualBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = F.dropout(self.body[:4](x), self.dropout, self.training)
+        if not (self.training and self.dropout):
+            return x + self.body(x)
+        hidden = F.dropout(self.body[:4](x), self.dropout, training=True)
         return x + self.body[4:](hidden)
 
 
