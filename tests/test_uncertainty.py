@@ -64,6 +64,9 @@ def test_the_map_is_zero_far_from_the_anatomy(uncertain_bundle_dir, ct_scan):
     image[32, 20] = 0.5
     near = near_anatomy(image, 3)
     assert near.sum() == 49 and near[29:36, 17:24].all()
+    scattered = np.where(np.random.default_rng(0).random((64, 48)) > 0.995, 0.5, -1.0).astype(np.float32)
+    square_window = torch.nn.functional.max_pool2d(torch.from_numpy(scattered > -0.9).float()[None, None], 7, 1, 3)
+    np.testing.assert_array_equal(near_anatomy(scattered, 3), square_window[0, 0].numpy())
     small_head = ct_scan.voxels.copy()
     small_head[:, :, :] = -1000.0
     small_head[:, 20:24, 18:22] = 40.0  # a 4-pixel anatomy in a 48 x 40 slice of air
