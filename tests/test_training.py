@@ -288,7 +288,7 @@ def test_bad_augmentation_and_level_options_are_named(tmp_path):
 def test_paired_training_learns_the_mapping_and_the_uncertainty(tmp_path):
     ct, mr = _phantom_folders(tmp_path / "data", n=6)
     config = _config(ct, mr, tmp_path / "run", epochs=5, epochs_decay=1, paired=True, uncertainty=True,
-                     lambda_paired=20.0, lambda_identity=0.0, upsampling="resize",
+                     lambda_paired=20.0, lambda_ssim=2.0, lambda_identity=0.0, upsampling="resize",
                      ct_level_groups=r"^0000(\d)", mr_gamma=0.2, dropout=0.2)
     bundle = train(config)
     rows = list(csv.DictReader((tmp_path / "run" / "losses.csv").open()))
@@ -302,11 +302,33 @@ def test_paired_training_learns_the_mapping_and_the_uncertainty(tmp_path):
     assert card["architecture"]["generator"]["dropout"] == 0.2 and card["training"]["options"]["mr_gamma"] == 0.2
 
 
-def test_uncertainty_without_pairs_is_refused(tmp_path):
+def test_uncertainty_or_ssim_without_pairs_is_refused(tmp_path):
     from aimedx_desktop.engine.errors import UserError
 
     with pytest.raises(UserError, match="--paired"):
         _config(tmp_path, tmp_path, tmp_path / "run", uncertainty=True)
+    with pytest.raises(UserError, match="--lambda-ssim learns from pairs"):
+        _config(tmp_path, tmp_path, tmp_path / "run", lambda_ssim=1.0)
+
+
+def test_the_ssim_loss_is_the_metric_and_its_gradient_restores_structure():
+    from aimedx_desktop.engine import metrics
+    from aimedx_desktop.engine.training import masked_ssim_loss
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(1, 1, 24, 24, generator=generator) * 2 - 1
+    mask = torch.zeros_like(target)
+    mask[..., 4:20, 4:20] = 1
+    blurred = torch.nn.functional.avg_pool2d(target, 3, stride=1, padding=1, count_include_pad=False)
+    prediction = blurred.clone().requires_grad_(True)
+    loss = masked_ssim_loss(prediction, target, mask)
+    expected = 1 - metrics.ssim(blurred[0, 0].numpy(), target[0, 0].numpy(), 2.0, mask[0, 0].numpy() > 0)
+    assert loss.item() == pytest.approx(expected, abs=1e-5) and loss.item() > 0.2
+    assert masked_ssim_loss(target, target, mask).item() == pytest.approx(0.0, abs=1e-5)
+    loss.backward()
+    with torch.no_grad():
+        better = prediction - 0.5 * prediction.grad / prediction.grad.abs().max()
+    assert masked_ssim_loss(better, target, mask).item() < loss.item()
 
 
 def test_every_option_is_on_the_command_line_and_guarded_on_resume(tmp_path, capsys):

@@ -41,16 +41,23 @@ def ssim(prediction: np.ndarray, target: np.ndarray, data_range: float, mask: np
 
 
 def ssim_map_of(prediction: np.ndarray, target: np.ndarray, data_range: float) -> np.ndarray:
-    """The per-pixel SSIM map, edges padded symmetrically as scipy's (and scikit-image's) 'reflect'."""
-    radius = int(3.5 * SSIM_SIGMA + 0.5)
+    """The per-pixel SSIM map of two 2-D images, in float64."""
     x = torch.from_numpy(np.asarray(prediction, np.float64))[None, None]
     y = torch.from_numpy(np.asarray(target, np.float64))[None, None]
-    kernel1d = torch.exp(-(torch.arange(-radius, radius + 1, dtype=torch.float64) ** 2) / (2 * SSIM_SIGMA**2))
-    kernel1d /= kernel1d.sum()
+    return ssim_map_tensor(x, y, data_range)[0, 0].numpy()
+
+
+def ssim_map_tensor(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Per-pixel SSIM of (batch, 1, h, w) tensors, differentiable (training uses it as a loss).
+
+    Edges are padded symmetrically, as scipy's (and scikit-image's) 'reflect'.
+    """
+    radius = int(3.5 * SSIM_SIGMA + 0.5)
+    kernel1d = torch.exp(-(torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) ** 2) / (2 * SSIM_SIGMA**2))
+    kernel1d = kernel1d / kernel1d.sum()
 
     def blur(image: torch.Tensor) -> torch.Tensor:
-        padded = torch.from_numpy(np.pad(image[0, 0].numpy(), radius, mode="symmetric"))[None, None]
-        rows = F.conv2d(padded, kernel1d.view(1, 1, -1, 1))
+        rows = F.conv2d(_symmetric_pad(image, radius), kernel1d.view(1, 1, -1, 1))
         return F.conv2d(rows, kernel1d.view(1, 1, 1, -1))
 
     mu_x, mu_y = blur(x), blur(y)
@@ -64,7 +71,20 @@ def ssim_map_of(prediction: np.ndarray, target: np.ndarray, data_range: float) -
     c2 = (SSIM_K2 * data_range) ** 2
     numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
     denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    return (numerator / denominator)[0, 0].numpy()
+    return numerator / denominator
+
+
+def _symmetric_pad(image: torch.Tensor, radius: int) -> torch.Tensor:
+    """Pad the last two axes by mirroring with the edge sample repeated (numpy's 'symmetric')."""
+    for axis in (-1, -2):
+        remaining = radius
+        while remaining > 0:  # an image narrower than the radius is mirrored in several passes, as numpy does
+            step = min(remaining, image.shape[axis])
+            before = image.narrow(axis, 0, step).flip(axis)
+            after = image.narrow(axis, image.shape[axis] - step, step).flip(axis)
+            image = torch.cat([before, image, after], axis)
+            remaining -= step
+    return image
 
 
 def head_mask(image: np.ndarray, threshold: float, closing_radius: int = 3) -> np.ndarray:

@@ -28,6 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from aimedx_desktop.engine import metrics
 from aimedx_desktop.engine.bundle import LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
 from aimedx_desktop.engine.datasets import (
     Augmentation,
@@ -99,6 +100,8 @@ class TrainConfig:
     paired: bool = option(False, help="add a supervised L1 term on pairs: CT and MR slices with the same file name "
                                       "(or slice of co-registered volumes on one grid)")
     lambda_paired: float = option(10.0, help="weight of the supervised L1 term on pairs (each direction)")
+    lambda_ssim: float = option(0.0, help="weight of a supervised 1 - SSIM term on pairs (each direction), beside the L1 term; "
+                                          "needs --paired")
     lambda_adv: float = option(1.0, help="weight of the adversarial term")
     lambda_cycle: float = option(10.0, help="weight of the cycle-consistency term (each direction)")
     lambda_identity: float = option(0.5, help="identity term weight, as a fraction of --lambda-cycle")
@@ -148,6 +151,8 @@ class TrainConfig:
             raise UserError("--crop-size must not exceed --image-size")
         if self.uncertainty and not self.paired:
             raise UserError("--uncertainty learns from pairs: add --paired")
+        if self.lambda_ssim and not self.paired:
+            raise UserError("--lambda-ssim learns from pairs: add --paired")
         for name, limit in AUGMENTATION_LIMITS.items():
             if not 0.0 <= getattr(self, name) <= limit:
                 raise UserError(f"--{name.replace('_', '-')} must lie in [0, {limit:g}], not {getattr(self, name)}")
@@ -200,6 +205,17 @@ def _split(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
 def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean |prediction - target| over the masked pixels (0 when none is masked)."""
     return ((prediction - target).abs() * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def masked_ssim_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean 1 - SSIM over the masked pixels of images on [-1, 1], the window of `metrics.ssim`.
+
+    Computed in float32 outside autocast: SSIM's variances are differences of nearly equal
+    means, which half precision cannot hold.
+    """
+    with torch.autocast(prediction.device.type, enabled=False):
+        ssim_map = metrics.ssim_map_tensor(prediction.float(), target.float(), data_range=2.0)
+        return ((1.0 - ssim_map) * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def laplace_nll(prediction: torch.Tensor, log_scale: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -409,6 +425,10 @@ class Trainer:
             if pair_masks is not None and config.paired:
                 image_mask, uncertainty_mask = pair_masks[:, :1], pair_masks[:, 1:2]
                 paired = (masked_l1(fake_ct, real_ct, image_mask) + masked_l1(fake_mr, real_mr, image_mask)) * config.lambda_paired
+                if config.lambda_ssim:
+                    paired = paired + config.lambda_ssim * (
+                        masked_ssim_loss(fake_ct, real_ct, image_mask) + masked_ssim_loss(fake_mr, real_mr, image_mask)
+                    )
                 if log_scale_ct is not None and log_scale_mr is not None:
                     uncertainty = laplace_nll(fake_ct, log_scale_ct, real_ct, uncertainty_mask) + laplace_nll(
                         fake_mr, log_scale_mr, real_mr, uncertainty_mask
