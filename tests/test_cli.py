@@ -102,7 +102,7 @@ def test_evaluate_writes_the_documented_json_and_records_in_the_card(tiny_bundle
     assert code == 0
     result = json.loads(report.read_text())
     for direction in ("mr2ct", "ct2mr"):
-        assert set(result[direction]) == {"mae", "psnr", "ssim", "pearson", "ssim_whole", "psnr_whole", "n"}
+        assert set(result[direction]) == {"mae", "mean_error", "psnr", "ssim", "pearson", "ssim_whole", "psnr_whole", "n"}
         assert result[direction]["n"] == 2
         assert set(result["baselines"][direction]) == {"input", "mean_target"}
     assert "baseline: input" in capsys.readouterr().out

@@ -47,6 +47,7 @@ def test_hand_computed_values():
     mask[0, :2] = True
     assert metrics.mae(prediction, target) == 0.25
     assert metrics.mae(prediction, target, mask) == 2.0
+    assert metrics.mean_error(prediction, target, mask) == 2.0 and metrics.mean_error(target, prediction, mask) == -2.0
     assert metrics.psnr(prediction, target, 10.0, mask) == pytest.approx(10 * math.log10(100 / 8.0))
     assert metrics.psnr(target, target, 10.0) == math.inf
     assert metrics.ssim(target + 5.0, target + 5.0, 10.0) == pytest.approx(1.0)

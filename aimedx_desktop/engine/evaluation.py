@@ -92,6 +92,7 @@ def _scores(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray, data_r
     ssim_map = metrics.ssim_map_of(prediction, target, data_range)
     return {
         "mae": metrics.mae(prediction, target, mask),
+        "mean_error": metrics.mean_error(prediction, target, mask),
         "psnr": metrics.psnr(prediction, target, data_range, mask),
         "ssim": float(ssim_map[mask].mean()),
         "pearson": metrics.pearson(prediction, target, mask),

@@ -1,6 +1,6 @@
 """Image-quality metrics inside a head/body mask, SynthRAD style.
 
-MAE is in the images' own units (HU for CT). PSNR uses the contract's data range. SSIM is the
+MAE and the mean (signed) error are in the images' own units (HU for CT). PSNR uses the contract's data range. SSIM is the
 standard Gaussian-window SSIM (sigma 1.5, K1 0.01, K2 0.03, as in Wang et al. 2004 and
 scikit-image's `gaussian_weights=True`), computed over the whole image and averaged inside the mask.
 Rank statistics (Spearman, AUROC) score how well an uncertainty map orders the real errors.
@@ -22,6 +22,12 @@ SSIM_K2 = 0.03
 def mae(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean absolute error inside the mask."""
     diff = np.abs(np.asarray(prediction, np.float64) - np.asarray(target, np.float64))
+    return float(diff[_mask(mask, diff)].mean())
+
+
+def mean_error(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean signed error inside the mask: the systematic offset (positive: the prediction is high)."""
+    diff = np.asarray(prediction, np.float64) - np.asarray(target, np.float64)
     return float(diff[_mask(mask, diff)].mean())
 
 

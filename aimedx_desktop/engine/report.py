@@ -11,6 +11,7 @@ DIRECTION_NAMES = ("mr2ct", "ct2mr")
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("mae", "MAE", "{:10.3f}"),
+    ("mean_error", "ME", "{:9.2f}"),
     ("psnr", "PSNR dB", "{:10.2f}"),
     ("ssim", "SSIM", "{:8.3f}"),
     ("pearson", "Pearson", "{:9.3f}"),
