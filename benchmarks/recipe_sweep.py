@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 ATLAS_SLICE = re.compile(r"^(\d+)(\d{3})\.png")
-METRICS = ("mae", "psnr", "ssim", "pearson", "ssim_whole", "psnr_whole")
+METRICS = ("mae", "mean_error", "psnr", "ssim", "pearson", "ssim_whole", "psnr_whole")
+"""Per-slice scores averaged per patient; one an older evaluation lacks is left out."""
 
 
 def patient_pattern(patient: str) -> str:
@@ -86,7 +87,7 @@ def per_patient(evaluation: dict) -> dict[str, dict[str, dict[str, float]]]:
         patient = ATLAS_SLICE.match(row["slice"]).group(1)
         grouped.setdefault(row["direction"], {}).setdefault(patient, []).append(row)
     return {
-        direction: {p: {m: float(np.mean([r[m] for r in rows])) for m in METRICS} for p, rows in patients.items()}
+        direction: {p: {m: float(np.mean([r[m] for r in rows])) for m in METRICS if m in rows[0]} for p, rows in patients.items()}
         for direction, patients in grouped.items()
     }
 
@@ -106,7 +107,7 @@ def summarize(results: list[dict]) -> dict:
                 entry["coverage"].setdefault(direction, {})[patient] = value
     for entry in summary.values():
         entry["mean"] = {
-            direction: {m: float(np.mean([s[m] for s in patients.values()])) for m in METRICS}
+            direction: {m: float(np.mean([s[m] for s in patients.values()])) for m in METRICS if all(m in s for s in patients.values())}
             for direction, patients in entry["patients"].items()
         }
         for direction, rows in entry["uncertainty"].items():

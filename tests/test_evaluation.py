@@ -56,6 +56,8 @@ def test_a_constant_hu_error_is_reported_in_hu(identity_bundle):
     assert result["mr2ct"]["mae"] == pytest.approx(20.0, abs=0.1)
     assert result["mr2ct"]["mean_error"] == pytest.approx(-20.0, abs=0.1)  # the prediction lacks the +20 HU
     assert " ME" in format_table(result).splitlines()[0]
+    older = format_table({"mr2ct": {"mae": 20.0, "n": 1}})  # a card scored before ME existed
+    assert older.splitlines()[1].split()[2:4] == ["20.000", "—"]
     assert result["mr2ct"]["psnr"] == pytest.approx(10 * np.log10(2000.0**2 / 20.0**2), abs=0.1)
     assert result["units"]["mr2ct"] == "HU on [-1000, 1000]"
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from aimedx_desktop.engine import metrics
 
@@ -37,6 +38,35 @@ def test_psnr_agrees_with_scikit_image(image_pair):
     prediction, target = image_pair
     reference = skimage_metrics.peak_signal_noise_ratio(target, prediction, data_range=300.0)
     assert metrics.psnr(prediction, target, 300.0) == pytest.approx(reference, abs=1e-6)
+
+
+def _ssim_map_by_hand(x: np.ndarray, y: np.ndarray, data_range: float) -> np.ndarray:
+    """SSIM written out: numpy's symmetric padding, a 2-D Gaussian window applied pixel by pixel."""
+    radius = 5
+    offsets = np.arange(-radius, radius + 1)
+    window = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * 1.5**2))
+    window /= window.sum()
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        padded = np.pad(image, radius, mode="symmetric")
+        return np.array([[(padded[r:r + 2 * radius + 1, c:c + 2 * radius + 1] * window).sum()
+                          for c in range(image.shape[1])] for r in range(image.shape[0])])
+
+    n = window.size
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y = (blur(x * x) - mu_x**2) * n / (n - 1), (blur(y * y) - mu_y**2) * n / (n - 1)
+    cov = (blur(x * y) - mu_x * mu_y) * n / (n - 1)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    return (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
+def test_the_batched_ssim_map_matches_ssim_written_out_even_below_the_window():
+    rng = np.random.default_rng(1)
+    for side in (3, 17):  # 3 px: narrower than the window's radius, padded in several passes
+        x, y = rng.random((2, side, side + 2)), rng.random((2, side, side + 2))
+        batched = metrics.ssim_map_tensor(torch.from_numpy(x)[:, None], torch.from_numpy(y)[:, None], 1.0)[:, 0].numpy()
+        for index in range(2):
+            np.testing.assert_allclose(batched[index], _ssim_map_by_hand(x[index], y[index], 1.0), rtol=1e-9)
 
 
 def test_hand_computed_values():

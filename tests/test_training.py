@@ -329,6 +329,12 @@ def test_the_ssim_loss_is_the_metric_and_its_gradient_restores_structure():
     with torch.no_grad():
         better = prediction - 0.5 * prediction.grad / prediction.grad.abs().max()
     assert masked_ssim_loss(better, target, mask).item() < loss.item()
+    half = blurred.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # training's CPU autocast: the loss stays float32
+        half_loss = masked_ssim_loss(half.to(torch.bfloat16), target.to(torch.bfloat16), mask)
+    half_loss.backward()
+    assert half_loss.dtype == torch.float32 and torch.isfinite(half.grad).all()
+    assert half_loss.item() == pytest.approx(loss.item(), abs=0.02)
 
 
 def test_every_option_is_on_the_command_line_and_guarded_on_resume(tmp_path, capsys):

@@ -100,8 +100,8 @@ class TrainConfig:
     paired: bool = option(False, help="add a supervised L1 term on pairs: CT and MR slices with the same file name "
                                       "(or slice of co-registered volumes on one grid)")
     lambda_paired: float = option(10.0, help="weight of the supervised L1 term on pairs (each direction)")
-    lambda_ssim: float = option(0.0, help="weight of a supervised 1 - SSIM term on pairs (each direction), beside the L1 term; "
-                                          "needs --paired")
+    lambda_ssim: float = option(0.0, help="weight of a supervised 1 - SSIM term on pairs (each direction), beside the L1 term "
+                                          "(losses.csv counts it in 'paired'); needs --paired")
     lambda_adv: float = option(1.0, help="weight of the adversarial term")
     lambda_cycle: float = option(10.0, help="weight of the cycle-consistency term (each direction)")
     lambda_identity: float = option(0.5, help="identity term weight, as a fraction of --lambda-cycle")
