@@ -1,8 +1,9 @@
 """Image-quality metrics inside a head/body mask, SynthRAD style.
 
-MAE and the mean (signed) error are in the images' own units (HU for CT). PSNR uses the contract's data range. SSIM is the
-standard Gaussian-window SSIM (sigma 1.5, K1 0.01, K2 0.03, as in Wang et al. 2004 and
-scikit-image's `gaussian_weights=True`), computed over the whole image and averaged inside the mask.
+MAE and the mean (signed) error are in the images' own units (HU for CT). PSNR uses the
+contract's data range. SSIM is the standard Gaussian-window SSIM (sigma 1.5, K1 0.01, K2 0.03,
+as in Wang et al. 2004 and scikit-image's `gaussian_weights=True`), computed over the whole image
+and averaged inside the mask.
 Rank statistics (Spearman, AUROC) score how well an uncertainty map orders the real errors.
 """
 
@@ -21,23 +22,26 @@ SSIM_K2 = 0.03
 
 def mae(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean absolute error inside the mask."""
-    diff = np.abs(np.asarray(prediction, np.float64) - np.asarray(target, np.float64))
-    return float(diff[_mask(mask, diff)].mean())
+    return float(np.abs(_masked_difference(prediction, target, mask)).mean())
 
 
 def mean_error(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean signed error inside the mask: the systematic offset (positive: the prediction is high)."""
-    diff = np.asarray(prediction, np.float64) - np.asarray(target, np.float64)
-    return float(diff[_mask(mask, diff)].mean())
+    return float(_masked_difference(prediction, target, mask).mean())
 
 
 def psnr(prediction: np.ndarray, target: np.ndarray, data_range: float, mask: np.ndarray | None = None) -> float:
     """Peak signal-to-noise ratio in dB, the mean squared error taken inside the mask."""
-    diff = np.asarray(prediction, np.float64) - np.asarray(target, np.float64)
-    mse = float((diff[_mask(mask, diff)] ** 2).mean())
+    mse = float((_masked_difference(prediction, target, mask) ** 2).mean())
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(data_range**2 / mse)
+
+
+def _masked_difference(prediction: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """prediction - target in float64, at the masked pixels (all pixels without a mask)."""
+    diff = np.asarray(prediction, np.float64) - np.asarray(target, np.float64)
+    return diff[_mask(mask, diff)]
 
 
 def ssim(prediction: np.ndarray, target: np.ndarray, data_range: float, mask: np.ndarray | None = None) -> float:
