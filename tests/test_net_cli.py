@@ -20,10 +20,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 GE_PATIENT = "QMNx85rKkkg"
 
 
+AS_FROM_A_TERMINAL = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('aimedx_desktop', run_name='__main__')"
+)
+"""`python -m aimedx_desktop` with Ctrl-C raising KeyboardInterrupt, as when typed at a terminal.
+
+A test run started as a background job of a script (`pytest &`) inherits SIGINT ignored, and so
+would the command: Python keeps an inherited SIG_IGN for SIGINT, rightly, so that such jobs
+survive the terminal's Ctrl-C. The Ctrl-C tests are about the terminal case."""
+
+
 def aimedx(*args: str) -> subprocess.Popen:
-    """`python -m aimedx_desktop ARGS` from this checkout, output captured."""
+    """`aimedx ARGS` from this checkout, output captured."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "aimedx_desktop", *args], cwd=REPO_ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-c", AS_FROM_A_TERMINAL, *args], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
