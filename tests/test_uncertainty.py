@@ -60,13 +60,13 @@ def test_translator_gives_the_map_in_the_target_units_scaled_by_the_calibration(
 def test_the_map_is_zero_far_from_the_anatomy(uncertain_bundle_dir, ct_scan):
     from aimedx_desktop.engine.preprocess import near_anatomy
 
-    image = np.full((64, 64), -1.0, np.float32)
-    image[32, 20] = 0.5
-    near = near_anatomy(image, 3)
+    image = torch.full((1, 64, 64), -1.0)
+    image[0, 32, 20] = 0.5
+    near = near_anatomy(image, 3)[0]
     assert near.sum() == 49 and near[29:36, 17:24].all()
-    scattered = np.where(np.random.default_rng(0).random((64, 48)) > 0.995, 0.5, -1.0).astype(np.float32)
-    square_window = torch.nn.functional.max_pool2d(torch.from_numpy(scattered > -0.9).float()[None, None], 7, 1, 3)
-    np.testing.assert_array_equal(near_anatomy(scattered, 3), square_window[0, 0].numpy())
+    scattered = torch.where(torch.rand((2, 64, 48), generator=torch.Generator().manual_seed(0)) > 0.995, 0.5, -1.0)
+    square_window = torch.nn.functional.max_pool2d((scattered > -0.9).float()[:, None], 7, 1, 3)[:, 0]
+    torch.testing.assert_close(near_anatomy(scattered, 3), square_window, rtol=0, atol=0)
     small_head = ct_scan.voxels.copy()
     small_head[:, :, :] = -1000.0
     small_head[:, 20:24, 18:22] = 40.0  # a 4-pixel anatomy in a 48 x 40 slice of air
@@ -125,8 +125,10 @@ def test_evaluate_scores_the_map_and_calibration_makes_coverage_nominal(uncertai
     recalibrated = evaluate(bundle, pairs, device="cpu")
     for direction in ("mr2ct", "ct2mr"):
         assert recalibrated[direction]["uncertainty"]["coverage"] == pytest.approx(0.6827, abs=0.01)
-        # ranking does not depend on the scale
-        assert recalibrated[direction]["uncertainty"]["spearman"] == pytest.approx(result[direction]["uncertainty"]["spearman"])
+        # ranking does not depend on the scale (up to float32 rounding, which can tie neighbours)
+        assert recalibrated[direction]["uncertainty"]["spearman"] == pytest.approx(
+            result[direction]["uncertainty"]["spearman"], abs=1e-5
+        )
 
 
 def test_calibrating_a_model_without_the_output_is_refused(tiny_bundle):

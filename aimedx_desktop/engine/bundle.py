@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from aimedx_desktop.engine.errors import BundleError, first_line
@@ -73,9 +72,9 @@ class UncertaintyOutput:
         if not 0.0 < self.nominal < 1.0:
             raise ValueError(f"uncertainty nominal coverage must lie in (0, 1), not {self.nominal}")
 
-    def half_width(self, log_scale: np.ndarray) -> np.ndarray:
-        """The calibrated interval half-width on the model's scale."""
-        return (self.scale * np.exp(np.clip(log_scale, *LOG_SCALE_RANGE))).astype(np.float32)
+    def half_width(self, log_scale: torch.Tensor) -> torch.Tensor:
+        """The calibrated interval half-width on the model's scale, on log_scale's device."""
+        return self.scale * torch.exp(log_scale.clamp(*LOG_SCALE_RANGE))
 
 
 def uncertainty_card(scales: dict[str, float] | None = None, nominal: float = NOMINAL_COVERAGE, fitted_on: str = "") -> dict[str, Any]:

@@ -50,19 +50,21 @@ def fit_to_model(values: np.ndarray, input_map: LinearMap, layout: SliceLayout, 
     return canvas.numpy()
 
 
-def restore_from_model(output: np.ndarray, layout: SliceLayout, shape: tuple[int, int]) -> np.ndarray:
-    """The inverse of fit_to_model's geometry: crop the padding and resize to the source grid."""
-    crop = torch.from_numpy(np.ascontiguousarray(output[layout.top : layout.top + layout.rows, layout.left : layout.left + layout.cols]))
-    return F.interpolate(crop[None, None], size=shape, mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+def restore_from_model(outputs: torch.Tensor, layout: SliceLayout, shape: tuple[int, int]) -> torch.Tensor:
+    """The inverse of fit_to_model's geometry for a batch (n, size, size): crop the padding and
+    resize each slice to the source grid, giving (n, *shape) on the batch's device."""
+    crop = outputs[:, layout.top : layout.top + layout.rows, layout.left : layout.left + layout.cols]
+    return F.interpolate(crop[:, None], size=shape, mode="bilinear", antialias=True, align_corners=False)[:, 0]
 
 
-def near_anatomy(normalized: np.ndarray, margin: int) -> np.ndarray:
-    """Pixels within `margin` pixels (a square neighbourhood) of the slice's foreground, as 0/1 float32.
+def near_anatomy(normalized: torch.Tensor, margin: int) -> torch.Tensor:
+    """For a batch (n, rows, cols) of normalised slices: 1.0 within `margin` pixels (a square
+    neighbourhood) of each slice's foreground, else 0.0, on the batch's device.
 
     The square maximum filter runs as a row pass then a column pass: the same result as one
-    (2 margin + 1)² window at a fraction of the cost (26 → 4 ms per 256² slice at margin 12).
+    (2 margin + 1)² window at a fraction of the cost (26 → 4 ms per 256² slice at margin 12 on a CPU).
     """
-    foreground = torch.from_numpy(np.asarray(normalized) > FOREGROUND_LEVEL).float()[None, None]
+    foreground = (normalized > FOREGROUND_LEVEL).float()[:, None]
     side = 2 * margin + 1
     rows = F.max_pool2d(foreground, (1, side), stride=1, padding=(0, margin))
-    return F.max_pool2d(rows, (side, 1), stride=1, padding=(margin, 0))[0, 0].numpy()
+    return F.max_pool2d(rows, (side, 1), stride=1, padding=(margin, 0))[:, 0]

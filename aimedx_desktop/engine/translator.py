@@ -68,7 +68,7 @@ class Translator:
         uncertainty = self.bundle.uncertainty(source)
         result = np.empty_like(scan.voxels)
         sigma = np.empty_like(scan.voxels) if uncertainty is not None else None
-        total = scan.n_slices
+        total, shape = scan.n_slices, scan.voxels.shape[1:]
         for start in range(0, total, self.batch_size):
             if cancel is not None:
                 cancel.raise_if_cancelled()
@@ -79,27 +79,28 @@ class Translator:
                     for i in range(start, stop)
                 ]
             )
-            translated = self._run(generator, batch)
-            for offset, output in enumerate(translated):
-                index = start + offset
-                result[index] = output_map.from_model(restore_from_model(output[0], layout, scan.voxels.shape[1:]))
-                if sigma is not None and uncertainty is not None:
-                    half_width = uncertainty.half_width(output[uncertainty.channel]) * output_map.units_per_model_unit
-                    half_width *= near_anatomy(batch[offset], ANATOMY_MARGIN)
-                    sigma[index] = restore_from_model(half_width, layout, scan.voxels.shape[1:])
-                if on_slice is not None:
+            inputs = torch.from_numpy(batch).to(self.device)
+            outputs = self._run(generator, inputs)
+            images = restore_from_model(outputs[:, 0], layout, shape)
+            result[start:stop] = output_map.from_model(images.cpu().numpy())
+            if sigma is not None and uncertainty is not None:
+                half_width = uncertainty.half_width(outputs[:, uncertainty.channel]) * output_map.units_per_model_unit
+                half_width = half_width * near_anatomy(inputs, ANATOMY_MARGIN)
+                sigma[start:stop] = restore_from_model(half_width, layout, shape).cpu().numpy()
+            if on_slice is not None:
+                for index in range(start, stop):
                     on_slice(index, result[index])
             if progress is not None:
                 progress(stop, total)
         maps = {UNCERTAINTY: sigma} if sigma is not None else {}
         return self._synthetic_scan(scan, result, target, maps)
 
-    def _run(self, generator: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
-        """(batch, channels, size, size): the image channel first, then any extra outputs."""
-        tensor = torch.from_numpy(batch)[:, None].to(self.device)
+    def _run(self, generator: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """(batch, channels, size, size) in float32 on the device: the image channel first, then any
+        extra outputs. Post-processing stays on the device; only finished slices travel back."""
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
-            output = generator(tensor)
-        return output.float().cpu().numpy()
+            output = generator(inputs[:, None])
+        return output.float()
 
     def _synthetic_scan(self, scan: Scan, voxels: np.ndarray, target: Modality, maps: dict[str, np.ndarray]) -> Scan:
         provenance = Provenance(
