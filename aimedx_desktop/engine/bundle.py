@@ -73,7 +73,7 @@ class UncertaintyOutput:
             raise ValueError(f"uncertainty nominal coverage must lie in (0, 1), not {self.nominal}")
 
     def half_width(self, log_scale: torch.Tensor) -> torch.Tensor:
-        """The calibrated interval half-width on the model's scale, on log_scale's device."""
+        """The calibrated interval half-width on the model's scale, with log_scale's device and dtype."""
         return self.scale * torch.exp(log_scale.clamp(*LOG_SCALE_RANGE))
 
 

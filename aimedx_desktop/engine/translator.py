@@ -26,7 +26,7 @@ ProgressCallback = Callable[[int, int], None]
 """Called as progress(done_slices, total_slices) after each batch."""
 
 SliceCallback = Callable[[int, np.ndarray], None]
-"""Called as on_slice(index, synthetic_slice) as soon as a slice is finished."""
+"""Called as on_slice(index, synthetic_slice) for each slice as soon as its batch is finished."""
 
 
 ANATOMY_MARGIN = 12
@@ -79,14 +79,15 @@ class Translator:
                     for i in range(start, stop)
                 ]
             )
-            inputs = torch.from_numpy(batch).to(self.device)
-            outputs = self._run(generator, inputs)
-            images = restore_from_model(outputs[:, 0], layout, shape)
-            result[start:stop] = output_map.from_model(images.cpu().numpy())
-            if sigma is not None and uncertainty is not None:
-                half_width = uncertainty.half_width(outputs[:, uncertainty.channel]) * output_map.units_per_model_unit
-                half_width = half_width * near_anatomy(inputs, ANATOMY_MARGIN)
-                sigma[start:stop] = restore_from_model(half_width, layout, shape).cpu().numpy()
+            with torch.inference_mode():
+                inputs = torch.from_numpy(batch).to(self.device)
+                outputs = self._run(generator, inputs)
+                images = restore_from_model(outputs[:, 0], layout, shape)
+                result[start:stop] = output_map.from_model(images.cpu().numpy())
+                if sigma is not None and uncertainty is not None:
+                    half_width = uncertainty.half_width(outputs[:, uncertainty.channel]) * output_map.units_per_model_unit
+                    half_width *= near_anatomy(inputs, ANATOMY_MARGIN)
+                    sigma[start:stop] = restore_from_model(half_width, layout, shape).cpu().numpy()
             if on_slice is not None:
                 for index in range(start, stop):
                     on_slice(index, result[index])
@@ -97,8 +98,9 @@ class Translator:
 
     def _run(self, generator: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """(batch, channels, size, size) in float32 on the device: the image channel first, then any
-        extra outputs. Post-processing stays on the device; only finished slices travel back."""
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
+        extra outputs. Called under inference mode; post-processing stays on the device and only
+        finished slices travel back."""
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
             output = generator(inputs[:, None])
         return output.float()
 
