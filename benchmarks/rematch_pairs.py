@@ -21,12 +21,10 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from aimedx_desktop.engine.bundle import load_bundle
 from aimedx_desktop.engine.datasets import SlicePair, expand_inputs, paired_slices
-from aimedx_desktop.engine.evaluation import MASK_FRACTION
-from aimedx_desktop.engine.metrics import head_mask, mae, pearson
+from aimedx_desktop.engine.evaluation import score_slice
+from aimedx_desktop.engine.metrics import mae, pearson
 from aimedx_desktop.engine.translator import Translator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,14 +40,14 @@ def parse_fold_model(text: str) -> tuple[list[str], Path]:
 
 def rematch_patient(translator: Translator, pairs: list[SlicePair], reach: int) -> list[dict]:
     """Per MR slice (in stack order): the CT slice within ±reach whose reference its synthetic CT fits best."""
-    window = translator.bundle.contract.ct.window
-    references = [np.clip(pair.ct, window.lo, window.hi) for pair in pairs]
-    masks = [head_mask(reference, window.lo + MASK_FRACTION * (window.hi - window.lo)) for reference in references]
+    scored = [score_slice(translator.bundle, translator, pair, "mr2ct") for pair in pairs]
     choices = []
-    for k, pair in enumerate(pairs):
-        synthetic = np.clip(translator.translate(pair.mr_scan).voxels[0], window.lo, window.hi)
+    for k, (pair, slice_k) in enumerate(zip(pairs, scored)):
         scores = {
-            pairs[j].name: {"pearson": pearson(synthetic, references[j], masks[j]), "mae": mae(synthetic, references[j], masks[j])}
+            pairs[j].name: {
+                "pearson": pearson(slice_k.prediction, scored[j].target, scored[j].mask),
+                "mae": mae(slice_k.prediction, scored[j].target, scored[j].mask),
+            }
             for j in range(max(0, k - reach), min(len(pairs), k + reach + 1))
         }
         best = max(scores, key=lambda name: scores[name]["pearson"])

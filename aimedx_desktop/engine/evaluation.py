@@ -59,7 +59,8 @@ def _scoring_scale(bundle: ModelBundle, target: Modality) -> tuple[float, float]
     return -1.0, 1.0
 
 
-def _score_slice(bundle: ModelBundle, translator: Translator, pair: SlicePair, direction: str) -> Scored:
+def score_slice(bundle: ModelBundle, translator: Translator, pair: SlicePair, direction: str) -> Scored:
+    """One pair translated in `direction` and put on that direction's scoring scale, with its head mask."""
     source_modality = DIRECTIONS[direction]
     target_modality = source_modality.other
     contract = bundle.contract
@@ -147,7 +148,7 @@ def evaluate(
         for pair in pairs:
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            scored.append(_score_slice(bundle, translator, pair, direction))
+            scored.append(score_slice(bundle, translator, pair, direction))
             done += 1
             if progress is not None:
                 progress(done, total)
