@@ -9,6 +9,9 @@ concurrently; everything goes through the product's own commands.
     python benchmarks/recipe_sweep.py --data ../shared/data/aanlib_brain --out /work/runs/sweep \
         --recipes benchmarks/recipes.json --folds 16,34 2,28 --jobs 2
 
+To train on a re-paired copy of the atlas (benchmarks/rematch_pairs.py) but score on the pairs as
+published, pass `--data COPY --score-data ORIGINAL`.
+
 recipes.json: {"name": ["--option", "value", ...], ...}. The summary (summary.json and a table on
 stdout) gives per recipe the mean over held-out patients and the per-patient numbers.
 """
@@ -53,6 +56,7 @@ def one_job(args: argparse.Namespace, recipe: str, options: list[str], fold: lis
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONUNBUFFERED": "1"}
     aimedx = [args.python, "-m", "aimedx_desktop"]
     data = ["--ct", str(args.data / "CT"), "--mr", str(args.data / "MR")]
+    scored = ["--ct", str(args.score_data / "CT"), "--mr", str(args.score_data / "MR")]
     held_out = [patient_pattern(p) for p in fold]
     started = time.perf_counter()
     if not (folder / "bundle" / "model_card.json").is_file():
@@ -60,10 +64,10 @@ def one_job(args: argparse.Namespace, recipe: str, options: list[str], fold: lis
         run([*aimedx, "train", "--out", str(folder), *resume], log, env)
     trained = time.perf_counter() - started
     model = ["--model", str(folder / "bundle")]
-    run([*aimedx, "evaluate", *model, *data, "--include", *held_out, "--json", str(folder / "eval.json")], log, env)
+    run([*aimedx, "evaluate", *model, *scored, "--include", *held_out, "--json", str(folder / "eval.json")], log, env)
     result = {"recipe": recipe, "fold": fold, "train_seconds": trained, "eval": json.loads((folder / "eval.json").read_text())}
     if "--uncertainty" in options and len(fold) >= 2:
-        result["coverage"] = cross_calibrated_coverage(aimedx, model, data, fold, folder, log, env)
+        result["coverage"] = cross_calibrated_coverage(aimedx, model, scored, fold, folder, log, env)
     (folder / "result.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -130,6 +134,7 @@ def print_table(summary: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder with CT/ and MR/ atlas slices")
+    parser.add_argument("--score-data", type=Path, help="folder with CT/ and MR/ to score on (default: --data)")
     parser.add_argument("--out", type=Path, required=True, help="sweep folder (outside the repository)")
     parser.add_argument("--recipes", type=Path, required=True, help="JSON: recipe name → aimedx train options")
     parser.add_argument("--only", nargs="*", help="run only these recipes")
@@ -138,6 +143,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="OMP threads per job")
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
+    args.score_data = args.score_data or args.data
     recipes = json.loads(args.recipes.read_text())
     if args.only:
         recipes = {name: recipes[name] for name in args.only}

@@ -1,7 +1,7 @@
 """Publish a finished training run as the bundled default model, with its descriptive card.
 
     python scripts/publish_default_model.py RUN_DIR --folds FOLD_RESULT.json... \
-        [--calibrated-like FOLD_BUNDLE] [--dest resources/models/default]
+        [--calibrated-like FOLD_BUNDLE] [--pairing PAIRING.json] [--dest resources/models/default]
 
 The run's own card already holds the architecture, intensity contract, outputs, exact training
 command (paths relative to the data root) and data summary. This adds what a reader needs
@@ -12,6 +12,10 @@ validation by cross-validation: the `result.json` of each fold of benchmarks/rec
 becomes the card's `metrics` (what `aimedx info` prints) and each fold is kept with its
 per-patient numbers under `cross_validation`.
 
+Where the training data was a re-paired copy of the atlas (benchmarks/rematch_pairs.py), pass its
+`pairing.json` with `--pairing`: the card then records every MR slice trained against another CT
+slice than its namesake.
+
 The uncertainty calibration, likewise, can only be fitted on patients a model has not seen: it
 is copied from `--calibrated-like`, a fold model of the same recipe calibrated on its held-out
 patients (`aimedx evaluate --calibrate`).
@@ -20,6 +24,7 @@ patients (`aimedx evaluate --calibrate`).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 from pathlib import Path
@@ -95,6 +100,11 @@ def per_patient(evaluation: dict[str, Any]) -> dict[str, dict[str, dict[str, flo
     }
 
 
+def re_paired_slices(pairing: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """MR slice → the CT slice it was trained against, for the slices rematch_pairs.py moved."""
+    return {c["mr"]: c["ct"] for choices in pairing.values() for c in choices if c["ct"] != c["mr"]}
+
+
 def fold_entry(result: dict[str, Any], with_uncertainty: bool) -> dict[str, Any]:
     evaluation = result["eval"]
     entry = {
@@ -144,11 +154,22 @@ def main() -> None:
     parser.add_argument("--uncertainty-folds", nargs="*", type=Path, default=[],
                         help="the folds (of --folds) whose uncertainty head is the shipped design")
     parser.add_argument("--calibrated-like", type=Path, help="a fold bundle calibrated on its held-out patients")
+    parser.add_argument("--pairing", type=Path, help="pairing.json of the re-paired copy the model was trained on")
     parser.add_argument("--note", default="", help="how the folds were run (devices, precision), for the card")
     parser.add_argument("--dest", type=Path, default=models_dir() / "default")
     args = parser.parse_args()
     bundle = load_bundle(args.run / "bundle")
-    bundle.card.update(CARD_NOTES)
+    bundle.card.update(copy.deepcopy(CARD_NOTES))
+    if args.pairing is not None:
+        moved = re_paired_slices(json.loads(args.pairing.read_text()))
+        bundle.card["data"]["pairs"] = (
+            "the atlas pairs slices by file name, but some MR slices show the anatomy of a neighbouring CT slice; "
+            f"training paired {len(moved)} MR slices with the neighbouring CT slice (k±1) that a cross-validation "
+            "model which had not seen the patient fitted best (benchmarks/rematch_pairs.py; listed in re_paired). "
+            "Every score here is on the pairs as published. The supervised term counts only where both images "
+            "agree on head versus background"
+        )
+        bundle.card["data"]["re_paired"] = moved
     results = [json.loads(path.read_text()) for path in args.folds]
     uncertainty_paths = {path.resolve() for path in args.uncertainty_folds}
     folds = [fold_entry(r, path.resolve() in uncertainty_paths) for r, path in zip(results, args.folds)]
