@@ -185,12 +185,13 @@ def main() -> None:
     }
     if args.calibrated_like is not None and bundle.has_uncertainty:
         reference = load_bundle(args.calibrated_like).card["outputs"][UNCERTAINTY]["calibration"]
-        held_out = sorted({p for f in folds if "uncertainty" in f for p in f["held_out"]}, key=int)
+        pairs = reference["fitted_on"].split(":")[0]  # evaluate --calibrate records "N slice pairs: COMMAND"
         bundle.card["outputs"][UNCERTAINTY] = uncertainty_card(
             dict(reference["scale"]),
             reference["nominal_coverage"],
-            f"a cross-validation model of the same recipe, calibrated on patients {', '.join(held_out)} that it had "
-            "not seen; the shipped model saw every patient, so its own errors cannot be measured here",
+            f"a cross-validation model of the same recipe, calibrated on {pairs} of patients it had not seen "
+            f"({args.calibrated_like.parent.name}); the shipped model saw every patient, so its own errors cannot "
+            "be measured here",
         )
     print(f"published {save_bundle(bundle, args.dest)}")
 
