@@ -206,7 +206,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"wrote {args.json}")
     command = shlex.join(["aimedx", *args.argv])
     if args.calibrate:
-        scales = calibrate_uncertainty(bundle, result, f"{len(pairs)} slice pairs: {command}")
+        scales = calibrate_uncertainty(bundle, result, command, len(pairs))
         save_bundle(bundle, bundle.path)
         print("calibrated the uncertainty (scale " + ", ".join(f"{d} {s:.4g}" for d, s in scales.items()) + ")")
     if args.record:

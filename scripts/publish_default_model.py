@@ -39,6 +39,8 @@ from aimedx_desktop.resources import models_dir
 DIRECTIONS = ("mr2ct", "ct2mr")
 ATLAS_SLICE = re.compile(r"^(\d+)\d{3}\.png")
 
+SUPERVISED_WHERE = "the supervised term counts only where both images agree on head versus background"
+
 CARD_NOTES = {
     "summary": (
         "MR↔CT for axial brain slices at 256×256: a hybrid paired + unpaired CycleGAN with compact ResNet "
@@ -58,8 +60,7 @@ CARD_NOTES = {
         "images": "256×256 8-bit PNG axial slices, CT and MR roughly (not perfectly) co-registered per slice",
         "training_patients": ["2", "16", "20", "21", "28", "32", "33", "34"],
         "validation": "cross-validation by patient (see cross_validation): no model is scored on a patient it saw",
-        "pairs": "slices with the same file name are pairs; the supervised term counts only where both images agree "
-                 "on head versus background",
+        "pairs": f"slices with the same file name are pairs; {SUPERVISED_WHERE}",
     },
     "mr_sequences": (
         "Trained on mostly T2-weighted MR with skull and scalp (some proton-density and FLAIR). T1-weighted, "
@@ -103,6 +104,28 @@ def per_patient(evaluation: dict[str, Any]) -> dict[str, dict[str, dict[str, flo
 def re_paired_slices(pairing: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
     """MR slice → the CT slice it was trained against, for the slices rematch_pairs.py moved."""
     return {c["mr"]: c["ct"] for choices in pairing.values() for c in choices if c["ct"] != c["mr"]}
+
+
+def largest_shift(pairing: dict[str, list[dict[str, Any]]]) -> int:
+    """How many slices (in stack order) the farthest re-paired CT slice lies from its MR slice."""
+    shifts = [0]
+    for choices in pairing.values():
+        stack = [c["mr"] for c in choices]
+        shifts += [abs(stack.index(c["ct"]) - stack.index(c["mr"])) for c in choices]
+    return max(shifts)
+
+
+def re_pairing_note(pairing: dict[str, list[dict[str, Any]]]) -> str:
+    """The card's `data.pairs` for a model trained on a copy re-paired by rematch_pairs.py."""
+    shift = largest_shift(pairing)
+    within = "k±1" if shift == 1 else f"up to k±{shift}"
+    return (
+        "the atlas pairs slices by file name, but some MR slices show the anatomy of a neighbouring CT slice; "
+        f"training paired {len(re_paired_slices(pairing))} MR slices with the neighbouring CT slice ({within} in "
+        "stack order) that a cross-validation model which had not seen the patient fitted best "
+        "(benchmarks/rematch_pairs.py; listed in re_paired). Every score here is on the pairs as published; "
+        f"{SUPERVISED_WHERE}"
+    )
 
 
 def fold_entry(result: dict[str, Any], with_uncertainty: bool) -> dict[str, Any]:
@@ -161,15 +184,9 @@ def main() -> None:
     bundle = load_bundle(args.run / "bundle")
     bundle.card.update(copy.deepcopy(CARD_NOTES))
     if args.pairing is not None:
-        moved = re_paired_slices(json.loads(args.pairing.read_text()))
-        bundle.card["data"]["pairs"] = (
-            "the atlas pairs slices by file name, but some MR slices show the anatomy of a neighbouring CT slice; "
-            f"training paired {len(moved)} MR slices with the neighbouring CT slice (k±1) that a cross-validation "
-            "model which had not seen the patient fitted best (benchmarks/rematch_pairs.py; listed in re_paired). "
-            "Every score here is on the pairs as published. The supervised term counts only where both images "
-            "agree on head versus background"
-        )
-        bundle.card["data"]["re_paired"] = moved
+        pairing = json.loads(args.pairing.read_text())
+        bundle.card["data"]["pairs"] = re_pairing_note(pairing)
+        bundle.card["data"]["re_paired"] = re_paired_slices(pairing)
     results = [json.loads(path.read_text()) for path in args.folds]
     uncertainty_paths = {path.resolve() for path in args.uncertainty_folds}
     folds = [fold_entry(r, path.resolve() in uncertainty_paths) for r, path in zip(results, args.folds)]
@@ -185,13 +202,16 @@ def main() -> None:
     }
     if args.calibrated_like is not None and bundle.has_uncertainty:
         reference = load_bundle(args.calibrated_like).card["outputs"][UNCERTAINTY]["calibration"]
-        pairs = reference["fitted_on"].split(":")[0]  # evaluate --calibrate records "N slice pairs: COMMAND"
+        if "pairs" not in reference:
+            parser.error(f"{args.calibrated_like} does not record how many pairs calibrated it: calibrate it again "
+                         "with aimedx evaluate --calibrate")
         bundle.card["outputs"][UNCERTAINTY] = uncertainty_card(
             dict(reference["scale"]),
             reference["nominal_coverage"],
-            f"a cross-validation model of the same recipe, calibrated on {pairs} of patients it had not seen "
-            f"({args.calibrated_like.parent.name}); the shipped model saw every patient, so its own errors cannot "
-            "be measured here",
+            f"a cross-validation model of the same recipe, calibrated on {reference['pairs']} slice pairs of patients "
+            f"it had not seen ({args.calibrated_like.parent.name}); the shipped model saw every patient, so its own "
+            "errors cannot be measured here",
+            reference["pairs"],
         )
     print(f"published {save_bundle(bundle, args.dest)}")
 

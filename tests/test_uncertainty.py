@@ -121,7 +121,8 @@ def test_evaluate_scores_the_map_and_calibration_makes_coverage_nominal(uncertai
         figures = result[direction]["uncertainty"]
         assert -1.0 <= figures["spearman"] <= 1.0 and 0.0 <= figures["auroc_worst10"] <= 1.0
         assert figures["pixels"] > 1000
-    calibrate_uncertainty(bundle, result, "the phantom pairs")
+    calibrate_uncertainty(bundle, result, "the phantom pairs", len(pairs))
+    assert bundle.card["outputs"]["uncertainty"]["calibration"]["pairs"] == len(pairs)
     recalibrated = evaluate(bundle, pairs, device="cpu")
     for direction in ("mr2ct", "ct2mr"):
         assert recalibrated[direction]["uncertainty"]["coverage"] == pytest.approx(0.6827, abs=0.01)
@@ -133,7 +134,7 @@ def test_evaluate_scores_the_map_and_calibration_makes_coverage_nominal(uncertai
 
 def test_calibrating_a_model_without_the_output_is_refused(tiny_bundle):
     with pytest.raises(UserError, match="no uncertainty output"):
-        calibrate_uncertainty(tiny_bundle, {}, "")
+        calibrate_uncertainty(tiny_bundle, {}, "", 0)
 
 
 def test_dicom_export_writes_a_valid_uncertainty_series_referencing_the_synthetic_one(

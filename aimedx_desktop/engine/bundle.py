@@ -77,8 +77,10 @@ class UncertaintyOutput:
         return self.scale * torch.exp(log_scale.clamp(*LOG_SCALE_RANGE))
 
 
-def uncertainty_card(scales: dict[str, float] | None = None, nominal: float = NOMINAL_COVERAGE, fitted_on: str = "") -> dict[str, Any]:
-    """The card's `outputs.uncertainty`: one calibration scale per direction."""
+def uncertainty_card(
+    scales: dict[str, float] | None = None, nominal: float = NOMINAL_COVERAGE, fitted_on: str = "", pairs: int | None = None
+) -> dict[str, Any]:
+    """The card's `outputs.uncertainty`: one calibration scale per direction, and what it was fitted on."""
     scales = scales or dict.fromkeys(DIRECTIONS, 1.0)
     for direction, scale in scales.items():
         UncertaintyOutput(scale=scale, nominal=nominal)  # validates
@@ -86,7 +88,12 @@ def uncertainty_card(scales: dict[str, float] | None = None, nominal: float = NO
         "channel": 1,
         "kind": "laplace_log_scale",
         "meaning": "calibrated half-width of the error interval, in the synthetic image's units",
-        "calibration": {"nominal_coverage": nominal, "scale": dict(scales), "fitted_on": fitted_on},
+        "calibration": {
+            "nominal_coverage": nominal,
+            "scale": dict(scales),
+            "fitted_on": fitted_on,
+            **({"pairs": pairs} if pairs is not None else {}),
+        },
     }
 
 

@@ -192,8 +192,8 @@ def record_in_card(bundle: ModelBundle, result: dict, command: str) -> None:
     save_bundle(bundle, bundle.path)
 
 
-def calibrate_uncertainty(bundle: ModelBundle, result: dict, fitted_on: str) -> dict[str, float]:
-    """Rescale each direction's uncertainty so that its coverage on `result`'s slices is nominal.
+def calibrate_uncertainty(bundle: ModelBundle, result: dict, fitted_on: str, pairs: int) -> dict[str, float]:
+    """Rescale each direction's uncertainty so that its coverage on `result`'s `pairs` slice pairs is nominal.
 
     Fit on patients the model was not trained on: on training patients the errors are smaller
     than on new ones, and the calibrated interval would be too narrow. Returns the new scales.
@@ -206,5 +206,5 @@ def calibrate_uncertainty(bundle: ModelBundle, result: dict, fitted_on: str) -> 
         assert current is not None
         scales[direction] = current.scale * result[direction]["uncertainty"]["scale_fit"]
         nominal = current.nominal
-    bundle.card.setdefault("outputs", {})[UNCERTAINTY] = uncertainty_card(scales, nominal, fitted_on)
+    bundle.card.setdefault("outputs", {})[UNCERTAINTY] = uncertainty_card(scales, nominal, fitted_on, pairs)
     return scales
