@@ -109,19 +109,19 @@ def re_paired_slices(pairing: dict[str, list[dict[str, Any]]]) -> dict[str, str]
 def largest_shift(pairing: dict[str, list[dict[str, Any]]]) -> int:
     """How many slices (in stack order) the farthest re-paired CT slice lies from its MR slice."""
     shifts = [0]
-    for choices in pairing.values():
+    for choices in pairing.values():  # each patient's choices are in stack order
         stack = [c["mr"] for c in choices]
-        shifts += [abs(stack.index(c["ct"]) - stack.index(c["mr"])) for c in choices]
+        shifts += [abs(stack.index(c["ct"]) - k) for k, c in enumerate(choices)]
     return max(shifts)
 
 
-def re_pairing_note(pairing: dict[str, list[dict[str, Any]]]) -> str:
-    """The card's `data.pairs` for a model trained on a copy re-paired by rematch_pairs.py."""
-    shift = largest_shift(pairing)
+def re_pairing_note(moved: int, shift: int) -> str:
+    """The card's `data.pairs` for a model trained on a copy re-paired by rematch_pairs.py: `moved` MR
+    slices paired with a CT slice at most `shift` slices away."""
     within = "k±1" if shift == 1 else f"up to k±{shift}"
     return (
         "the atlas pairs slices by file name, but some MR slices show the anatomy of a neighbouring CT slice; "
-        f"training paired {len(re_paired_slices(pairing))} MR slices with the neighbouring CT slice ({within} in "
+        f"training paired {moved} MR slices with the neighbouring CT slice ({within} in "
         "stack order) that a cross-validation model which had not seen the patient fitted best "
         "(benchmarks/rematch_pairs.py; listed in re_paired). Every score here is on the pairs as published; "
         f"{SUPERVISED_WHERE}"
@@ -185,8 +185,9 @@ def main() -> None:
     bundle.card.update(copy.deepcopy(CARD_NOTES))
     if args.pairing is not None:
         pairing = json.loads(args.pairing.read_text())
-        bundle.card["data"]["pairs"] = re_pairing_note(pairing)
-        bundle.card["data"]["re_paired"] = re_paired_slices(pairing)
+        moved = re_paired_slices(pairing)
+        bundle.card["data"]["pairs"] = re_pairing_note(len(moved), largest_shift(pairing))
+        bundle.card["data"]["re_paired"] = moved
     results = [json.loads(path.read_text()) for path in args.folds]
     uncertainty_paths = {path.resolve() for path in args.uncertainty_folds}
     folds = [fold_entry(r, path.resolve() in uncertainty_paths) for r, path in zip(results, args.folds)]
