@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aimedx_desktop.engine.fast_layers import run_layers
+
 UPSAMPLING = ("transpose", "resize")
 """transpose: ConvTranspose2d, as in the reference; resize: nearest-neighbour upsampling then a
 3x3 convolution (Odena et al. 2016, "Deconvolution and checkerboard artifacts"), which cannot
@@ -172,12 +174,12 @@ class ResnetGenerator(nn.Module):
         return self.config.size_multiple
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.features(x)
-        image = self.image_head(features)
+        features = run_layers(self.features, x)
+        image = run_layers(self.image_head, features)
         if self.uncertainty_head is None:
             return image
         # Detached: the head learns how wrong the image is without changing how the image is learned.
-        return torch.cat([image, self.uncertainty_head(features.detach())], dim=1)
+        return torch.cat([image, run_layers(self.uncertainty_head, features.detach())], dim=1)
 
 
 GENERATORS: dict[str, type[nn.Module]] = {"resnet": ResnetGenerator}
