@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from aimedx_desktop.engine.allocator import retain_freed_memory
+
+    retain_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in _COMMANDS):
         return _open_gui(argv)
