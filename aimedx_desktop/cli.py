@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from aimedx_desktop import RESEARCH_USE_STATEMENT, __version__
+from aimedx_desktop.engine.allocator import retain_freed_memory
 from aimedx_desktop.error_log import log_internal_error, where_saved
 from aimedx_desktop.termination import Terminated, on_termination, raise_terminated
 
@@ -113,8 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from aimedx_desktop.engine.allocator import retain_freed_memory
-
     retain_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (len(argv) == 1 and not argv[0].startswith("-") and argv[0] not in _COMMANDS):

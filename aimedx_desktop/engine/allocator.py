@@ -13,7 +13,6 @@ before the process starts; when either is set, the user's choice stands.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -31,9 +30,9 @@ def retain_freed_memory() -> bool:
     if not sys.platform.startswith("linux") or any(name in os.environ for name in ENVIRONMENT):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        # The process's own symbols: finding libc by name would run ldconfig at every start.
+        mallopt = ctypes.CDLL(None).mallopt
+    except AttributeError:  # musl and other C libraries have no mallopt
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_LIMIT)) and bool(mallopt(M_TRIM_THRESHOLD, RETAINED_BYTES))

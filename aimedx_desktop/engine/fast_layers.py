@@ -92,8 +92,7 @@ def _is_resize_convolution(modules: list[nn.Module]) -> bool:
     return (
         isinstance(upsample, nn.Upsample)
         and upsample.mode == "nearest"
-        and upsample.size is None
-        and upsample.scale_factor in (2, 2.0, (2, 2), (2.0, 2.0))
+        and upsample.scale_factor in (2, (2, 2))
         and isinstance(pad, nn.ReflectionPad2d)
         and tuple(pad.padding) == (1, 1, 1, 1)
         and _plain_conv(conv)
