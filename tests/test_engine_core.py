@@ -125,6 +125,8 @@ def test_card_with_a_bad_contract_or_version_is_refused_up_front(tiny_bundle_dir
         (lambda card: card["intensity"]["ct"].update(hi_hu=-2000.0), "empty intensity window"),
         (lambda card: card.update(format_version="1"), "whole number"),
         (lambda card: card.update(image_size=66), "not a multiple of 4"),
+        (lambda card: card.update(inference={"mirror_average": "yes"}), "true or false"),
+        (lambda card: card.update(inference={"mirror": True}), "unknown inference option"),
     ):
         folder = shutil.copytree(tiny_bundle_dir, tmp_path / str(len(list(tmp_path.iterdir()))))
         card = json.loads((folder / "model_card.json").read_text())
@@ -211,6 +213,31 @@ def test_translator_geometry_round_trip_with_an_identity_network(tiny_bundle, ct
     expected = np.clip(asymmetric, -100.0, 200.0)
     assert np.abs(back - expected).mean() < 12.0
     assert back[:, 6:11, 4:8].mean() > 120.0 and back[:, 20:28, 16:24].mean() < 60.0
+
+
+class _IdentityPlusRamp(torch.nn.Module):
+    """The input plus a left-to-right ramp: not mirror-symmetric, so only a correct mirror average
+    (mirror the input, mirror the output back) cancels the ramp and leaves the input."""
+
+    size_multiple = 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.linspace(-0.5, 0.5, x.shape[-1])
+
+
+def test_mirror_averaging_averages_the_slice_with_its_mirror_image(tiny_bundle, ct_scan):
+    import copy
+
+    ct_scan.voxels[:, 5:12, 3:9] = 150.0  # asymmetric, so a missed flip shows
+    plain = copy.copy(tiny_bundle)
+    plain.generators = {"mr2ct": _Identity(), "ct2mr": _Identity()}
+    mirrored = copy.copy(tiny_bundle)
+    mirrored.card = {**tiny_bundle.card, "inference": {"mirror_average": True}}
+    mirrored.generators = {"mr2ct": _IdentityPlusRamp(), "ct2mr": _IdentityPlusRamp()}
+    expected = Translator(plain, device="cpu").translate(ct_scan).voxels
+    np.testing.assert_allclose(Translator(mirrored, device="cpu").translate(ct_scan).voxels, expected, atol=1e-3)
+    mirrored.card = tiny_bundle.card  # the same ramp without the average stays
+    assert np.abs(Translator(mirrored, device="cpu").translate(ct_scan).voxels - expected).max() > 50.0
 
 
 @pytest.mark.parametrize(

@@ -289,7 +289,7 @@ def test_paired_training_learns_the_mapping_and_the_uncertainty(tmp_path):
     ct, mr = _phantom_folders(tmp_path / "data", n=6)
     config = _config(ct, mr, tmp_path / "run", epochs=5, epochs_decay=1, paired=True, uncertainty=True,
                      lambda_paired=20.0, lambda_ssim=2.0, lambda_identity=0.0, upsampling="resize",
-                     ct_level_groups=r"^0000(\d)", mr_gamma=0.2, dropout=0.2)
+                     ct_level_groups=r"^0000(\d)", mr_gamma=0.2, dropout=0.2, mirror_average=True)
     bundle = train(config)
     rows = list(csv.DictReader((tmp_path / "run" / "losses.csv").open()))
     assert float(rows[-1]["paired"]) < 0.7 * float(rows[0]["paired"])
@@ -300,6 +300,7 @@ def test_paired_training_learns_the_mapping_and_the_uncertainty(tmp_path):
     offsets = card["training"]["data"]["ct_level_offsets_hu"]  # one export per slice here
     assert sorted(offsets) == list("012345") and all(abs(v) < 20 for v in offsets.values())
     assert card["architecture"]["generator"]["dropout"] == 0.2 and card["training"]["options"]["mr_gamma"] == 0.2
+    assert card["inference"] == {"mirror_average": True} and bundle.mirror_average
 
 
 def test_uncertainty_or_ssim_without_pairs_is_refused(tmp_path):

@@ -51,7 +51,8 @@ def run_benchmark(bundle: ModelBundle, slices: int = 16, device: str = "auto", t
         torch.set_num_threads(threads)
     reference = new_bundle("reference-resnet9", REFERENCE, bundle.contract, image_size=bundle.image_size)
     arch = bundle.generator_config
-    name = f"{bundle.name} {bundle.version} (ngf {arch.ngf}, {arch.n_blocks} blocks)"
+    options = f"ngf {arch.ngf}, {arch.n_blocks} blocks" + (", mirror-averaged" if bundle.mirror_average else "")
+    name = f"{bundle.name} {bundle.version} ({options})"
     rows = [(name + (", with uncertainty" if arch.uncertainty else ""), ms_per_slice(bundle, slices, device))]
     if arch.uncertainty:
         rows.append((name + ", image only", ms_per_slice(image_only(bundle), slices, device)))

@@ -97,6 +97,20 @@ def uncertainty_card(
     }
 
 
+def mirror_average_from_card(card: dict[str, Any]) -> bool:
+    """The card's `inference.mirror_average` (false when absent)."""
+    inference = card.get("inference", {})
+    if not isinstance(inference, dict):
+        raise ValueError("inference must be an object")
+    unknown = sorted(set(inference) - {"mirror_average"})
+    if unknown:
+        raise ValueError(f"unknown inference option(s): {', '.join(map(str, unknown))}")
+    value = inference.get("mirror_average", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"inference option mirror_average must be true or false, not {value!r}")
+    return value
+
+
 def _uncertainty_from_card(data: Any, direction: str) -> UncertaintyOutput:
     calibration = data.get("calibration", {}) if isinstance(data, dict) else None
     if not isinstance(calibration, dict) or not isinstance(calibration.get("scale", {}), dict):
@@ -127,6 +141,10 @@ class ModelBundle:
         if missing:
             raise BundleError(f"bundle lacks generator(s): {', '.join(sorted(missing))}")
         _check_image_size(self.card.get("image_size", 256), self.generator_config)
+        try:
+            mirror_average_from_card(self.card)
+        except ValueError as error:
+            raise BundleError(str(error)) from None
 
     @property
     def name(self) -> str:
@@ -148,6 +166,12 @@ class ModelBundle:
     def has_uncertainty(self) -> bool:
         return self.generator_config.uncertainty
 
+    @property
+    def mirror_average(self) -> bool:
+        """Whether each prediction is the mean of the slice's and its left-right mirror's (the card's
+        `inference.mirror_average`): a two-view ensemble at twice the network's time."""
+        return mirror_average_from_card(self.card)
+
     def uncertainty(self, source: Modality) -> UncertaintyOutput | None:
         """The uncertainty output of the generator that translates `source`, if it has one."""
         if not self.has_uncertainty:
@@ -168,6 +192,7 @@ class ModelBundle:
         lines.append(
             f"generator: {arch.name}, {arch.ngf} filters, {arch.n_blocks} residual blocks, {arch.upsampling} upsampling, "
             f"input {self.image_size}×{self.image_size}" + (", with an uncertainty output" if arch.uncertainty else "")
+            + (", averaged with the mirrored slice" if self.mirror_average else "")
         )
         lines.append(
             f"intensity: CT [{contract.ct.lo_hu:g}, {contract.ct.hi_hu:g}] HU → [-1, 1] (clipped outside); "
@@ -311,6 +336,7 @@ def read_card(path: str | Path) -> dict[str, Any]:
         config = GeneratorConfig.from_dict(card["architecture"].get("generator"))
         _check_image_size(card.get("image_size", 256), config)
         _check_model_size(config)
+        mirror_average_from_card(card)
         if config.uncertainty:
             for direction in DIRECTIONS:
                 _uncertainty_from_card(card.get("outputs", {}).get(UNCERTAINTY), direction)

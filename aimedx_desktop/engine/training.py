@@ -124,6 +124,8 @@ class TrainConfig:
                                            "patients; each export's soft-tissue level is shifted to the median over exports")
     precision: str = option("fp32", help="CPU autocast (CUDA always uses AMP)", choices=("fp32", "bf16"))
     channels_last: bool = option(False, help="channels-last memory format")
+    mirror_average: bool = option(False, help="the bundle averages each prediction with that of the mirrored slice "
+                                               "(inference only: twice the network's time)", resumable=True)
     device: str = option("auto", help="auto, cpu or cuda[:N]", resumable=True)
     seed: int = option(0, help="random seed (a run is deterministic on the same machine)")
     licence: str = option("as the training data's licence allows", help="licence statement for the model card")
@@ -632,6 +634,7 @@ class Trainer:
             seed=None,
             licence=config.licence,
             intended_use="Research and teaching. Synthetic images are not for diagnosis.",
+            inference={"mirror_average": config.mirror_average},
             training={
                 "command": portable.command(config.command),
                 "paths": "relative to the training data root; other folders by name only",

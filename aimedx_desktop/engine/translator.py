@@ -43,6 +43,7 @@ class Translator:
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.half = self.device.type == "cuda"
+        self.mirror_average = bundle.mirror_average
         for generator in bundle.generators.values():
             generator.to(self.device).eval()
 
@@ -99,10 +100,14 @@ class Translator:
     def _run(self, generator: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """(batch, channels, size, size) in float32 on the device: the image channel first, then any
         extra outputs. Called under inference mode; post-processing stays on the device and only
-        finished slices travel back."""
+        finished slices travel back. With the card's mirror averaging, every channel (the
+        uncertainty's log scale too) is the mean over the slice and its left-right mirror."""
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
-            output = generator(inputs[:, None])
-        return output.float()
+            output = generator(inputs[:, None]).float()
+            if self.mirror_average:
+                mirrored = generator(inputs[:, None].flip(-1)).float().flip(-1)
+                output = 0.5 * (output + mirrored)
+        return output
 
     def _synthetic_scan(self, scan: Scan, voxels: np.ndarray, target: Modality, maps: dict[str, np.ndarray]) -> Scan:
         provenance = Provenance(
