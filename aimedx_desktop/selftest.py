@@ -66,13 +66,10 @@ def _step(step: str, action: Callable[[], T]) -> T:
 
 
 def _steps(slices: int, check_window: bool) -> list[str]:
-    from aimedx_desktop.engine.bundle import default_bundle_path, load_bundle
-    from aimedx_desktop.engine.translator import Translator
-
-    bundle = _step("model", lambda: load_bundle(default_bundle_path()))
+    bundle = _step("model", _load_default_model)
     scan = _step("sample", lambda: _first_slices(_read_sample(), slices))
     target = scan.modality.other
-    translator = _step("device", lambda: Translator(bundle, device="auto"))
+    translator = _step("device", lambda: _translator(bundle))
     started = time.perf_counter()
     synthetic = _step("convert", lambda: translator.translate(scan, target))
     seconds = time.perf_counter() - started
@@ -82,7 +79,8 @@ def _steps(slices: int, check_window: bool) -> list[str]:
         f"model {bundle.name} {bundle.version}",
         f"{scan.n_slices} slices {scan.modality.value}→{target.value} in {seconds:.1f} s on {translator.device}",
     ]
-    with tempfile.TemporaryDirectory(prefix="aimedx-selftest-") as tmp:
+    scratch = _step("export", lambda: tempfile.TemporaryDirectory(prefix="aimedx-selftest-", ignore_cleanup_errors=True))
+    with scratch as tmp:
         _step("PNG", lambda: _png_round_trip(synthetic, Path(tmp) / "png"))
         _step("DICOM", lambda: _dicom_round_trip(synthetic, Path(tmp) / "dicom"))
     done.append("PNG+DICOM written and read back")
@@ -91,6 +89,19 @@ def _steps(slices: int, check_window: bool) -> list[str]:
     if check_window:
         done.append(_step("main window", _check_window))
     return done
+
+
+def _load_default_model():
+    """The bundled default model; importing the engine is part of the step (torch may be what broke)."""
+    from aimedx_desktop.engine.bundle import default_bundle_path, load_bundle
+
+    return load_bundle(default_bundle_path())
+
+
+def _translator(bundle):
+    from aimedx_desktop.engine.translator import Translator
+
+    return Translator(bundle, device="auto")
 
 
 def find_sample() -> Path:

@@ -67,3 +67,17 @@ def test_self_test_takes_no_other_arguments(capsys):
         cli.main(["--self-test", "info"])
     assert stop.value.code == 2
     assert "--self-test takes no other arguments" in capsys.readouterr().err
+
+
+def test_a_broken_engine_fails_the_model_step_in_one_line(resources, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "aimedx_desktop.engine.bundle", None)  # as a frozen build missing torch
+    assert cli.main(["--self-test"]) == 1
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("self-test FAILED: model: ")
+
+
+def test_an_unwritable_temporary_folder_fails_the_export_step(resources, monkeypatch, tmp_path):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "missing"))  # as a TMPDIR that went away
+    passed, line = run_self_test(slices=1, check_window=False)
+    assert not passed
+    assert line.startswith("self-test FAILED: export: ")
