@@ -17,13 +17,9 @@ from pathlib import Path
 from aimedx_desktop.cli import EXIT_CANCELLED
 from aimedx_desktop.engine.errors import UserError
 from aimedx_desktop.engine.io.errors import os_error_reason
-from aimedx_desktop.engine.training import EpochReport, TrainConfig, load_run, train
+from aimedx_desktop.engine.training import EpochReport, TrainConfig, load_run, option_flag, train
 
 _NOT_OPTIONS = {"out", "resume", "argv"}
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +45,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
             options.update(type=kind, choices=meta["choices"])
         if item.name == "out":
             options["required"] = True
-        parser.add_argument(_flag(item.name), **options)
+        parser.add_argument(option_flag(item.name), **options)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
 
 
@@ -76,8 +72,8 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
     resumable = {item.name for item in dataclasses.fields(TrainConfig) if item.metadata["resumable"]}
     fixed = sorted(set(given) - resumable)
     if fixed:
-        allowed = ", ".join(_flag(name) for name in sorted(resumable - _NOT_OPTIONS))
-        raise UserError(f"--resume continues the saved run; {', '.join(map(_flag, fixed))} cannot change (only {allowed} can)")
+        allowed = ", ".join(option_flag(name) for name in sorted(resumable - _NOT_OPTIONS))
+        raise UserError(f"--resume continues the saved run; {', '.join(map(option_flag, fixed))} cannot change (only {allowed} can)")
     config = load_run(args.out, {**given, "out": str(args.out)})
     return dataclasses.replace(config, command=f"{config.command}; resumed: {shlex.join(['aimedx', *args.argv])}")
 

@@ -278,6 +278,28 @@ def test_dropout_trains_only_and_keeps_the_weight_names():
     assert GeneratorConfig.from_dict(GeneratorConfig(dropout=0.5).to_dict()).dropout == 0.5
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("batch_size", 0, "--batch-size must be at least 1"),
+    ("epochs_decay", -1, "--epochs-decay must be at least 0"),
+    ("pool_size", -1, "--pool-size must be at least 0"),
+    ("lr", 0.0, "--lr must be positive"),
+    ("beta1", 1.0, r"--beta1 must lie in \[0, 1\)"),
+    ("image_size", 2048, r"--image-size must lie in \[16, 1024\]"),
+    ("min_foreground", 1.0, "--min-foreground"),
+    ("lambda_cycle", -1.0, "--lambda-cycle must not be negative"),
+])
+def test_numbers_that_would_fail_mid_run_are_refused_up_front(tmp_path, option, value, message):
+    with pytest.raises(UserError, match=message):
+        _config(tmp_path, tmp_path, tmp_path / "run", **{option: value})
+
+
+def test_a_run_of_no_epochs_is_refused(tmp_path, capsys):
+    assert main(["train", "--ct", str(tmp_path), "--mr", str(tmp_path), "--out", str(tmp_path / "run"),
+                 "--epochs", "0", "--epochs-decay", "0"]) != 0
+    assert "--epochs plus --epochs-decay must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_augmentation_and_level_options_are_named(tmp_path):
     with pytest.raises(UserError, match="--mr-gamma"):
         TrainConfig(ct=["a"], mr=["b"], out=str(tmp_path), mr_gamma=-1.0)

@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from aimedx_desktop.engine import metrics
-from aimedx_desktop.engine.bundle import LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
+from aimedx_desktop.engine.bundle import IMAGE_SIZE_LIMITS, LOG_SCALE_RANGE, ModelBundle, new_bundle, save_bundle
 from aimedx_desktop.engine.datasets import (
     Augmentation,
     SliceSet,
@@ -50,6 +50,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 LOSSES_NAME = "losses.csv"
 AUGMENTATION_LIMITS = {"affine_degrees": 180.0, "affine_translate": 0.5, "affine_scale": 0.5, "mr_gamma": 2.0}
 """Largest sensible value of each augmentation option (their least is 0: off)."""
+LEAST_COUNTS = {"epochs": 0, "epochs_decay": 0, "batch_size": 1, "pool_size": 0, "ndf": 1}
+"""Least value of each whole-number option the generator's own checks do not cover."""
+NON_NEGATIVE_WEIGHTS = ("lambda_paired", "lambda_ssim", "lambda_adv", "lambda_cycle", "lambda_identity")
 LOSS_NAMES = ("g_adv", "cycle", "identity", "paired", "uncertainty", "d_ct", "d_mr")
 
 
@@ -146,22 +149,48 @@ class TrainConfig:
             self.contract  # noqa: B018 - validates --ct-window and --mr-percentiles
         except ValueError as error:
             raise UserError(f"bad training option: {error}") from None
+        self._check_numbers()
         for name in ("crop_size", "image_size"):
             if getattr(self, name) % multiple:
-                raise UserError(f"--{name.replace('_', '-')} must be a multiple of {multiple}")
+                raise UserError(f"{option_flag(name)} must be a multiple of {multiple}")
         if self.crop_size > self.image_size:
             raise UserError("--crop-size must not exceed --image-size")
         if self.uncertainty and not self.paired:
             raise UserError("--uncertainty learns from pairs: add --paired")
         if self.lambda_ssim and not self.paired:
             raise UserError("--lambda-ssim learns from pairs: add --paired")
-        for name, limit in AUGMENTATION_LIMITS.items():
-            if not 0.0 <= getattr(self, name) <= limit:
-                raise UserError(f"--{name.replace('_', '-')} must lie in [0, {limit:g}], not {getattr(self, name)}")
         try:
             re.compile(self.ct_level_groups)
         except re.error as error:
             raise UserError(f"--ct-level-groups is not a regular expression: {error}") from None
+
+    def _check_numbers(self) -> None:
+        """Refuse, before any data is read, the numbers that would fail only later (an empty data
+        loader, a zero division in the schedule, Adam's own checks, the bundle written at the end)."""
+        for name, least in LEAST_COUNTS.items():
+            if getattr(self, name) < least:
+                raise UserError(f"{option_flag(name)} must be at least {least}, not {getattr(self, name)}")
+        if self.total_epochs < 1:
+            raise UserError("--epochs plus --epochs-decay must be at least 1")
+        lo, hi = IMAGE_SIZE_LIMITS
+        if not lo <= self.image_size <= hi:
+            raise UserError(f"--image-size must lie in [{lo}, {hi}], not {self.image_size}")
+        if self.crop_size < 1:
+            raise UserError(f"--crop-size must be positive, not {self.crop_size}")
+        for name in ("lr", "init_gain"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"{option_flag(name)} must be positive, not {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"{option_flag(name)} must lie in [0, 1), not {getattr(self, name)}")
+        if not 0.0 <= self.min_foreground < 1.0:
+            raise UserError(f"--min-foreground must lie in [0, 1), not {self.min_foreground}")
+        for name in NON_NEGATIVE_WEIGHTS:
+            if not getattr(self, name) >= 0:
+                raise UserError(f"{option_flag(name)} must not be negative, not {getattr(self, name)}")
+        for name, limit in AUGMENTATION_LIMITS.items():
+            if not 0.0 <= getattr(self, name) <= limit:
+                raise UserError(f"{option_flag(name)} must lie in [0, {limit:g}], not {getattr(self, name)}")
 
     @property
     def contract(self) -> IntensityContract:
@@ -182,6 +211,11 @@ class TrainConfig:
     @property
     def total_epochs(self) -> int:
         return self.epochs + self.epochs_decay
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass
