@@ -126,3 +126,24 @@ def test_uids_that_could_escape_the_inbox_are_refused(listener, tmp_path):
     [result] = send_files(collect_files([capture]), node_of(listener), timeout=TIMEOUT_S).results
     assert not result.stored and "0xC000" in result.detail and "not a valid UID" in result.detail
     assert not any(tmp_path.rglob("outside*")) and list_inbox(listener.inbox) == []
+
+
+def test_stopping_aborts_an_open_association(tmp_path):
+    """A sender still associated when the listener stops learns it at once (an A-ABORT), rather
+    than from a connection that dies with the process."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    idle_timeout_s = 60.0  # far longer than the test waits: the abort, not a timeout, must end it
+    server = StorageServer(tmp_path / "inbox", 0, bind=LOOPBACK, timeout=idle_timeout_s).start()
+    try:
+        sender = AE(ae_title="SENDER")
+        sender.network_timeout = idle_timeout_s
+        sender.add_requested_context(Verification)
+        association = sender.associate(LOOPBACK, server.port, ae_title=server.aet)
+        assert association.is_established
+    finally:
+        server.stop()
+    association.join(TIMEOUT_S)
+    assert association.is_aborted, "the association outlived the listener"
+    server.stop()  # safe twice

@@ -26,12 +26,14 @@ from aimedx_desktop.engine.net.nodes import DEFAULT_AET, DEFAULT_TIMEOUT, check_
 from aimedx_desktop.engine.net.receive import IMAGE_STORAGE_CLASSES, Receiver, readable_transfer_syntaxes
 
 ALL_INTERFACES = "0.0.0.0"
+STOP_GRACE_S = 5.0
+"""How long stop() waits for each aborted association to end (a file being written finishes)."""
 
 
 class StorageServer:
     """A C-STORE SCP on `bind`:`port` (port 0: any free port) writing into `inbox`.
 
-    Use as a context manager, or start() and stop(); stop() waits for nothing and is safe twice.
+    Use as a context manager, or start() and stop(); stop() is safe twice.
     """
 
     def __init__(
@@ -83,10 +85,20 @@ class StorageServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening and end the open associations."""
+        """Stop listening and abort the open associations (their senders learn it at once).
+
+        Closing the socket alone leaves running associations to die with the process, in the
+        middle of whatever they were doing; an abort ends them at a message boundary, and the
+        wait lets a file that is being written into the inbox finish."""
         server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
+        if server is None:
+            return
+        server.shutdown()
+        associations = server.active_associations
+        for association in associations:
+            association.abort()
+        for association in associations:
+            association.join(STOP_GRACE_S)
 
     def __enter__(self) -> StorageServer:
         return self.start()
