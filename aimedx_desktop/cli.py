@@ -26,6 +26,11 @@ EXIT_ERROR = 1
 EXIT_CANCELLED = 130
 
 
+def stopped_status(stop: KeyboardInterrupt) -> int:
+    """The exit status of a command stopped by Ctrl-C (130) or by terminating signal N (128 + N)."""
+    return stop.exit_status if isinstance(stop, Terminated) else EXIT_CANCELLED
+
+
 class ProgressLine:
     """A one-line progress bar with rate and ETA on stderr, redrawn in place on a terminal."""
 

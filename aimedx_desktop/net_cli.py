@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aimedx_desktop.cli import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, ProgressLine
+from aimedx_desktop.cli import EXIT_ERROR, EXIT_OK, ProgressLine, stopped_status
 from aimedx_desktop.engine.net.errors import NetworkError
 from aimedx_desktop.engine.net.nodes import DEFAULT_AET, DEFAULT_TIMEOUT, Node, parse_node
 
@@ -82,11 +82,11 @@ def send_and_report(files: Sequence[Outgoing], node: Node, calling_aet: str, tim
     print(f"sending {len(files)} file(s) to {node.address} as {calling_aet}", file=sys.stderr)
     try:
         report = send_files(files, node, calling_aet, timeout, progress=ProgressLine("sending   ", sys.stderr), on_result=show)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or a terminating signal (Terminated)
         stored = sum(result.stored for result in confirmed)
         print(f"\ncancelled: {stored} of {len(files)} file(s) stored on {node.address}, "
               f"{len(files) - stored} not stored", file=sys.stderr)
-        return EXIT_CANCELLED
+        return stopped_status(stop)
     print(report.summary())
     if not report.complete:
         print(f"error: {len(files) - report.stored} of {len(files)} file(s) not stored (see above)", file=sys.stderr)

@@ -14,7 +14,7 @@ import sys
 import typing
 from pathlib import Path
 
-from aimedx_desktop.cli import EXIT_CANCELLED
+from aimedx_desktop.cli import stopped_status
 from aimedx_desktop.engine.errors import UserError
 from aimedx_desktop.engine.io.errors import os_error_reason
 from aimedx_desktop.engine.training import EpochReport, TrainConfig, load_run, option_flag, train
@@ -106,7 +106,7 @@ def run_training(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as stop:  # Ctrl-C, or a terminating signal (Terminated)
         print(f"\ninterrupted: the checkpoint of the last finished epoch is in {config.out}; "
               f"continue with: aimedx train --out {config.out} --resume", file=sys.stderr)
-        return getattr(stop, "exit_status", EXIT_CANCELLED)
+        return stopped_status(stop)
     except OSError as error:  # writing the run folder: disk full, no permission, ...
         raise UserError(f"cannot write {error.filename or config.out}: {os_error_reason(error)}") from None
     if bundle is not None:

@@ -81,15 +81,16 @@ def test_a_partly_refused_send_exits_1_and_says_which_files(tmp_path, bundled_sa
     assert f"{node.address} answered the C-ECHO in" in out
 
 
-def test_ctrl_c_reports_only_what_the_node_confirmed(tmp_path, bundled_samples):
+@pytest.mark.parametrize("stop, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_send_reports_only_what_the_node_confirmed(tmp_path, bundled_samples, stop, status):
     out = tmp_path / "scp"
     with storescp(out, "--sleep-after", "1") as node:
         sender = aimedx("send", str(bundled_samples / "head_ct_ge"), "--to", node.address)
         wait_until(lambda: len(list(out.glob("CT.*"))) >= 2, "two files at storescp")
-        sender.send_signal(signal.SIGINT)
+        sender.send_signal(stop)
         stdout, stderr = sender.communicate(timeout=30)
         arrived = {path.name.split(".", 1)[1] for path in out.glob("CT.*")}
-    assert sender.returncode == 130, stderr
+    assert sender.returncode == status, stderr
     stored = stored_lines(stdout)
     assert 1 <= len(stored) < 28
     assert f"cancelled: {len(stored)} of 28 file(s) stored on {node.address}, {28 - len(stored)} not stored" in stderr
