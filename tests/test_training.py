@@ -86,6 +86,27 @@ def test_resume_continues_the_schedule_exactly(tmp_path):
         assert torch.allclose(value, b["model"][key], atol=1e-6), key
 
 
+def test_ctrl_c_while_a_checkpoint_is_saved_keeps_the_previous_one_and_one_row_per_epoch(tmp_path, monkeypatch):
+    ct, mr = _phantom_folders(tmp_path / "data", n=4)
+    run = tmp_path / "run"
+    save = torch.save
+
+    def interrupted_in_second_save(state, path, *args, **kwargs):
+        save(state, path, *args, **kwargs)
+        if isinstance(state, dict) and state.get("epoch") == 2:
+            raise KeyboardInterrupt  # Ctrl-C as the file is written, before it replaces the last one
+
+    monkeypatch.setattr(torch, "save", interrupted_in_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(ct, mr, run, epochs=1, epochs_decay=1))
+    monkeypatch.undo()
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert [path.name for path in run.iterdir() if "partial" in path.name] == []
+    assert [row["epoch"] for row in csv.DictReader((run / "losses.csv").open())] == ["1"]
+    train(load_run(run), resume=True)
+    assert [row["epoch"] for row in csv.DictReader((run / "losses.csv").open())] == ["1", "2"]
+
+
 def test_train_cli_end_to_end_and_refuses_to_clobber(tmp_path, capsys):
     ct, mr = _phantom_folders(tmp_path / "data", n=4)
     args = ["train", "--ct", str(ct), "--mr", str(mr), "--out", str(tmp_path / "run"), "--epochs", "1",

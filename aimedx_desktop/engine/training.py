@@ -12,13 +12,14 @@ all-reduce gives the same result as DDP and works for any such graph.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import os
 import re
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,18 @@ class TrainConfig:
     @property
     def total_epochs(self) -> int:
         return self.epochs + self.epochs_decay
+
+
+@contextlib.contextmanager
+def _replaced_atomically(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` to write; renamed over `target` when the block ends, and
+    removed when it fails or is interrupted (the previous `target` stays as it was)."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def option_flag(name: str) -> str:
@@ -526,6 +539,7 @@ class Trainer:
                 self.epoch += 1
                 if self.dist.is_main:
                     self.save_checkpoint()
+                    self._write_losses()
                     self._write_samples(dataset)
                 self.dist.barrier()
             if not self.dist.is_main:
@@ -558,8 +572,6 @@ class Trainer:
         self.sched_g.step()
         self.sched_d.step()
         self.history.append(row)
-        if self.dist.is_main:
-            self._append_csv(row)
 
     def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, non_blocking=True)
@@ -567,14 +579,14 @@ class Trainer:
 
     # ----- files ------------------------------------------------------------------------------
 
-    def _append_csv(self, row: dict[str, float]) -> None:
-        path = self.out / LOSSES_NAME
-        new = not path.exists()
-        with path.open("a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
+    def _write_losses(self) -> None:
+        """losses.csv: one row per epoch of the checkpoint, rewritten from its history after each
+        save, so that an epoch interrupted and run again on resume is listed once."""
+        with _replaced_atomically(self.out / LOSSES_NAME) as partial:
+            with partial.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(self.history[0]))
                 writer.writeheader()
-            writer.writerow(row)
+                writer.writerows(self.history)
 
     @torch.no_grad()
     def _write_samples(self, dataset: TrainingSlices) -> None:
@@ -611,9 +623,8 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Atomic: write a temporary file, then rename over the previous checkpoint."""
         target = self.out / CHECKPOINT_NAME
-        partial = target.with_suffix(".pt.partial")
-        torch.save(self.checkpoint_state(), partial)
-        os.replace(partial, target)
+        with _replaced_atomically(target) as partial:
+            torch.save(self.checkpoint_state(), partial)
         return target
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
