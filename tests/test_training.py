@@ -233,6 +233,22 @@ def test_a_pair_gets_one_augmentation_and_masks_only_where_both_agree():
     assert either[mr_head].all()  # ...but counts for the uncertainty
 
 
+def test_a_name_two_patients_share_is_refused_rather_than_paired_across_patients(tmp_path, capsys):
+    from aimedx_desktop.engine.datasets import expand_inputs, paired_slices
+
+    first = _phantom_folders(tmp_path / "p1", n=2)
+    second = _phantom_folders(tmp_path / "p2", n=2)  # the same file names: 00000.png, 00001.png
+    ct, mr = [str(first[0]), str(second[0])], [str(first[1]), str(second[1])]
+    args = ["train", "--ct", *ct, "--mr", *mr, "--out", str(tmp_path / "run"), "--paired", "--epochs", "1",
+            "--epochs-decay", "0", "--crop-size", "32", "--image-size", "64", "--ngf", "4", "--n-blocks", "1", "--ndf", "4"]
+    assert main(args) == 1
+    assert "pairs are matched by file name, but 2 shared name(s) belong to more than one input" in capsys.readouterr().err
+    contract = _config(tmp_path, tmp_path, tmp_path / "run").contract
+    with pytest.raises(UserError, match=r"e\.g\. 00000\.png: 2 CT, 2 MR"):
+        paired_slices(expand_inputs(ct), expand_inputs(mr), contract)
+    assert len(paired_slices(expand_inputs(ct[:1]), expand_inputs(mr[:1]), contract)) == 2
+
+
 def test_slices_without_a_partner_train_the_unpaired_terms():
     from aimedx_desktop.engine.datasets import Augmentation, TrainingSlices
 

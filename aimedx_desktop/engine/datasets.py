@@ -9,6 +9,8 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,8 +110,21 @@ class SliceSet:
         return {"slices": len(self.slices), "skipped_almost_empty": self.skipped_empty}
 
 
+def check_pair_names(ct_names: Sequence[str], mr_names: Sequence[str]) -> None:
+    """Pairs are matched by name: refuse a shared name that more than one input on a side
+    carries (p1/img.png and p2/img.png), which would pair one patient's CT with another's MR."""
+    ct_counts, mr_counts = Counter(ct_names), Counter(mr_names)
+    clashing = sorted(name for name in ct_counts.keys() & mr_counts.keys() if ct_counts[name] > 1 or mr_counts[name] > 1)
+    if clashing:
+        raise UserError(
+            f"pairs are matched by file name, but {len(clashing)} shared name(s) belong to more than one input "
+            f"(e.g. {clashing[0]}: {ct_counts[clashing[0]]} CT, {mr_counts[clashing[0]]} MR); give each pair a name of its own"
+        )
+
+
 def pair_indices(ct: SliceSet, mr: SliceSet) -> list[tuple[int, int]]:
     """(CT index, MR index) of the slices that share a source key and a grid."""
+    check_pair_names(ct.sources, mr.sources)
     mr_by_key = {key: i for i, key in enumerate(mr.sources)}
     return [
         (i, mr_by_key[key])
@@ -291,6 +306,7 @@ class SlicePair:
 
 def paired_slices(ct_paths: list[Path], mr_paths: list[Path], contract: IntensityContract) -> list[SlicePair]:
     """Pair CT and MR inputs by file name (volumes: slice by slice; shapes must agree)."""
+    check_pair_names([p.name for p in ct_paths], [p.name for p in mr_paths])
     mr_by_name = {p.name: p for p in mr_paths}
     pairs: list[SlicePair] = []
     for ct_path in ct_paths:
