@@ -91,6 +91,7 @@ def _send_target(args: argparse.Namespace):
         return None
     if args.format != "dicom":
         raise UserError("--send sends a DICOM series: add --format dicom")
-    from aimedx_desktop.engine.net.nodes import parse_node
+    from aimedx_desktop.engine.net.nodes import check_aet, parse_node
 
+    check_aet(args.calling_aet, "calling AE title")
     return parse_node(args.send)

@@ -8,6 +8,7 @@ socket otherwise.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -24,9 +25,21 @@ if TYPE_CHECKING:
 NODE = "AET@HOST:PORT"
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds. (pynetdicom reads 0 or less as
+    "wait forever", which no one asking for a timeout means.)"""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
 def add_node_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calling-aet", default=DEFAULT_AET, help=f"our AE title (default {DEFAULT_AET})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+    parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"seconds to wait for the node at each step (default {DEFAULT_TIMEOUT:g})")
 
 
@@ -46,7 +59,7 @@ def add_network_commands(commands: argparse._SubParsersAction) -> None:
     listen.add_argument("--inbox", type=Path, required=True, help="folder to file received images in (STUDY/SERIES/)")
     listen.add_argument("--allow", nargs="+", default=[], metavar="AET", help="accept only these calling AE titles")
     listen.add_argument("--bind", default="0.0.0.0", metavar="ADDRESS", help="address to listen on (default: all)")
-    listen.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S", help="seconds to wait for a sender")
+    listen.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="S", help="seconds to wait for a sender")
 
     fetch = commands.add_parser("fetch", help="find studies on a PACS (C-FIND) and retrieve their CT/MR series (C-GET)")
     fetch.add_argument("--from", dest="source", required=True, metavar=NODE, help="the PACS to ask")

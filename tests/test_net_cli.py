@@ -103,6 +103,9 @@ def test_convert_then_send_the_new_series(tmp_path, bundled_samples, tiny_bundle
     assert main([*convert, "--send", "PACS@host:104"]) == 1
     assert "--send sends a DICOM series: add --format dicom" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before converting
+    assert main([*convert, "--format", "dicom", "--send", "PACS@host:104", "--calling-aet", "MUCH_TOO_LONG_TITLE"]) == 1
+    assert "longer than 16" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
     with storescp(tmp_path / "scp") as node:
         code = main([*convert, "--format", "dicom", "--send", node.address])
     out, err = capsys.readouterr()
@@ -150,3 +153,13 @@ def test_fetch_lists_and_retrieves_from_dcmqrscp(tmp_path, bundled_samples, caps
     assert [s.files for s in list_inbox(tmp_path / "inbox")] == [28]
     assert f"error: {node.address} has no study of patient ID 'NOBODY'" in nothing
     assert f"error: cannot use the inbox {tmp_path / 'a_file'}: it is a file, not a folder" in not_a_folder
+
+
+@pytest.mark.parametrize("command", [["echo", "PACS@host:104"], ["listen", "--port", "11112", "--inbox", "inbox"]])
+@pytest.mark.parametrize("value", ["0", "-5", "inf", "soon"])
+def test_a_timeout_must_be_a_positive_number_of_seconds(command, value, capsys):
+    """pynetdicom would take 0 or less as "wait forever"."""
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--timeout", value])
+    assert stop.value.code == 2
+    assert "--timeout" in capsys.readouterr().err
