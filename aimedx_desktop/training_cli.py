@@ -17,7 +17,7 @@ from pathlib import Path
 from aimedx_desktop.cli import stopped_status
 from aimedx_desktop.engine.errors import UserError
 from aimedx_desktop.engine.io.errors import os_error_reason
-from aimedx_desktop.engine.training import EpochReport, TrainConfig, load_run, option_flag, train
+from aimedx_desktop.engine.training import CHECKPOINT_NAME, EpochReport, TrainConfig, load_run, option_flag, train
 
 _NOT_OPTIONS = {"out", "resume", "argv"}
 
@@ -99,13 +99,17 @@ def run_training(args: argparse.Namespace) -> int:
         print(f"resuming {args.out}", file=sys.stderr)
     else:
         config = config_from_args(args)
-        if (Path(config.out) / "checkpoint.pt").exists():
+        if (Path(config.out) / CHECKPOINT_NAME).exists():
             raise UserError(f"{config.out} already holds a run; use --resume or another --out")
     try:
         bundle = train(config, resume=args.resume, progress=print_progress)
     except KeyboardInterrupt as stop:  # Ctrl-C, or a terminating signal (Terminated)
-        print(f"\ninterrupted: the checkpoint of the last finished epoch is in {config.out}; "
-              f"continue with: aimedx train --out {config.out} --resume", file=sys.stderr)
+        if (Path(config.out) / CHECKPOINT_NAME).exists():
+            print(f"\ninterrupted: the checkpoint of the last finished epoch is in {config.out}; "
+                  f"continue with: aimedx train --out {config.out} --resume", file=sys.stderr)
+        else:
+            print("\ninterrupted before the first epoch finished: nothing to resume yet; "
+                  "the same command starts the run again", file=sys.stderr)
         return stopped_status(stop)
     except OSError as error:  # writing the run folder: disk full, no permission, ...
         raise UserError(f"cannot write {error.filename or config.out}: {os_error_reason(error)}") from None

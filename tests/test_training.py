@@ -107,6 +107,24 @@ def test_ctrl_c_while_a_checkpoint_is_saved_keeps_the_previous_one_and_one_row_p
     assert [row["epoch"] for row in csv.DictReader((run / "losses.csv").open())] == ["1", "2"]
 
 
+@pytest.mark.parametrize("epoch, advice", [
+    (1, "interrupted before the first epoch finished: nothing to resume yet"),
+    (2, "continue with: aimedx train --out"),
+])
+def test_ctrl_c_advises_resume_only_once_there_is_a_checkpoint(tmp_path, monkeypatch, capsys, epoch, advice):
+    ct, mr = _phantom_folders(tmp_path / "data", n=2)
+
+    def ctrl_c_during(report):
+        if report.epoch == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("aimedx_desktop.training_cli.print_progress", ctrl_c_during)
+    args = ["train", "--ct", str(ct), "--mr", str(mr), "--out", str(tmp_path / "run"), "--epochs", "2",
+            "--epochs-decay", "0", "--crop-size", "32", "--image-size", "64", "--ngf", "4", "--n-blocks", "1", "--ndf", "4"]
+    assert main(args) == 130
+    assert advice in capsys.readouterr().err
+
+
 def test_train_cli_end_to_end_and_refuses_to_clobber(tmp_path, capsys):
     ct, mr = _phantom_folders(tmp_path / "data", n=4)
     args = ["train", "--ct", str(ct), "--mr", str(mr), "--out", str(tmp_path / "run"), "--epochs", "1",
