@@ -194,7 +194,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from aimedx_desktop.engine.datasets import expand_inputs, paired_slices
     from aimedx_desktop.engine.bundle import save_bundle
-    from aimedx_desktop.engine.evaluation import calibrate_uncertainty, evaluate, record_in_card
+    from aimedx_desktop.engine.evaluation import calibrate_uncertainty, check_calibratable, evaluate, record_in_card
     from aimedx_desktop.engine.errors import UserError
     from aimedx_desktop.engine.io.atomic import write_text
     from aimedx_desktop.engine.report import format_table
@@ -202,6 +202,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if (args.record or args.calibrate) and args.model is None:
         raise UserError("--record and --calibrate change a model card: name the model with --model")
     bundle = load_model(args.model)
+    if args.calibrate:
+        check_calibratable(bundle)  # before the evaluation, not after it
     ct_paths = expand_inputs(args.ct, include=args.include)
     mr_paths = expand_inputs(args.mr, include=args.include)
     pairs = paired_slices(ct_paths, mr_paths, bundle.contract)

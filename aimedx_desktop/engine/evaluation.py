@@ -192,14 +192,19 @@ def record_in_card(bundle: ModelBundle, result: dict, command: str) -> None:
     save_bundle(bundle, bundle.path)
 
 
+def check_calibratable(bundle: ModelBundle) -> None:
+    """UserError unless `bundle` has an uncertainty output to calibrate."""
+    if not bundle.has_uncertainty:
+        raise UserError(f"{bundle.name} {bundle.version} has no uncertainty output to calibrate")
+
+
 def calibrate_uncertainty(bundle: ModelBundle, result: dict, fitted_on: str, pairs: int) -> dict[str, float]:
     """Rescale each direction's uncertainty so that its coverage on `result`'s `pairs` slice pairs is nominal.
 
     Fit on patients the model was not trained on: on training patients the errors are smaller
     than on new ones, and the calibrated interval would be too narrow. Returns the new scales.
     """
-    if not bundle.has_uncertainty:
-        raise UserError(f"{bundle.name} {bundle.version} has no uncertainty output to calibrate")
+    check_calibratable(bundle)
     scales, nominal = {}, 0.0
     for direction, source in DIRECTIONS.items():
         current = bundle.uncertainty(source)
