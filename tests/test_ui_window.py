@@ -114,7 +114,7 @@ def wait_idle(qtbot, win) -> None:
 
 def open_in_memory(qtbot, win, monkeypatch, scan, name="phantom.dcm") -> None:
     """Open `scan` through the real open path, with the reader replaced."""
-    monkeypatch.setattr(jobs, "open_path", lambda path, modality=None, series_uid=None: scan)
+    monkeypatch.setattr(jobs, "open_path", lambda path, series_uid=None: scan)
     assert win.open_path(Path(name))
     wait_idle(qtbot, win)
     assert win.source_scan is scan
@@ -129,7 +129,7 @@ def slow_open(monkeypatch, scan) -> tuple[threading.Event, threading.Event]:
     """Replace the reader by one that returns `scan` once released: (started, release)."""
     started, release = threading.Event(), threading.Event()
 
-    def blocked_open(path, modality=None, series_uid=None):
+    def blocked_open(path, series_uid=None):
         started.set()
         release.wait(10)
         return scan
@@ -404,7 +404,7 @@ def test_linked_panes_follow_each_other_and_unlink(qtbot, with_tiny_model, monke
 def test_dropping_a_file_opens_it(qtbot, window, monkeypatch, ct_scan, tmp_path):
     opened = []
 
-    def fake_open(path, modality=None, series_uid=None):
+    def fake_open(path, series_uid=None):
         opened.append(path)
         return ct_scan
 
@@ -424,7 +424,7 @@ def test_a_folder_with_several_series_asks_which(qtbot, window, monkeypatch, dia
     series = [SimpleNamespace(uid="1.2.3", description="axial", modality="CT"), SimpleNamespace(uid="4.5.6", description="scout", modality="CT")]
     calls = []
 
-    def fake_open(path, modality=None, series_uid=None):
+    def fake_open(path, series_uid=None):
         calls.append(series_uid)
         return ct_scan if series_uid else series
 
@@ -551,7 +551,7 @@ def log_home(tmp_path, monkeypatch) -> Path:
 
 
 def test_a_bug_in_a_job_is_logged_and_said_in_a_dialog(qtbot, window, monkeypatch, dialogs, log_home):
-    def buggy_open(path, modality=None, series_uid=None):
+    def buggy_open(path, series_uid=None):
         return {}["no such key"]
 
     monkeypatch.setattr(jobs, "open_path", buggy_open)

@@ -18,7 +18,7 @@ Progress = Callable[[int, int], None]
 SliceReady = Callable[[int, Any], None]
 
 
-def open_path(path: Path, modality: str | None = None, series_uid: str | None = None) -> Scan | list[Any]:
+def open_path(path: Path, series_uid: str | None = None) -> Scan | list[Any]:
     """The Scan at `path`, or the folder's SeriesInfo list when it holds several series."""
     from aimedx_desktop.engine.io import list_series, read_scan
 
@@ -26,7 +26,7 @@ def open_path(path: Path, modality: str | None = None, series_uid: str | None = 
         series = list_series(path)
         if len(series) > 1:
             return series
-    return read_scan(path, modality=modality, series_uid=series_uid)
+    return read_scan(path, series_uid=series_uid)
 
 
 @dataclass(frozen=True)

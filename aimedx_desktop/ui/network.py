@@ -19,7 +19,7 @@ from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.net.nodes import Node
 from aimedx_desktop.ui import net_jobs
 from aimedx_desktop.ui.inbox import InboxPanel
-from aimedx_desktop.ui.net_dialogs import NetDialogs, SendRequest
+from aimedx_desktop.ui.net_dialogs import NetDialogs
 from aimedx_desktop.ui.pacs_search import PacsSearchPanel
 
 if TYPE_CHECKING:
@@ -114,14 +114,14 @@ class NetworkUi:
             return f"Send cancelled: {stored} of {scan.n_slices} file(s) stored on {request.node.label}"
 
         started = self.window.run_job(
-            job, lambda report: self._sent(request, report), "Send failed", f"{scan.description or 'synthetic series'} → {request.node.label}",
+            job, self._sent, "Send failed", f"{scan.description or 'synthetic series'} → {request.node.label}",
             cancel=CancelToken(), cancelled_text=cancelled_text,
         )
         if started:
             self._status(f"Sending {scan.n_slices} synthetic slice(s) to {request.node.label}…")
         return started
 
-    def _sent(self, request: SendRequest, report: Any) -> None:
+    def _sent(self, report: Any) -> None:
         self._status(_sentence(report.summary()))
         if not report.complete:
             failures = [f"{result.path.name}: {result.detail}" for result in report.results if not result.stored]

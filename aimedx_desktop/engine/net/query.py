@@ -150,12 +150,11 @@ def retrieve(
     series: Sequence[SeriesMatch],
     progress: Callable[[int, int], None] | None = None,
     cancel: CancelToken | None = None,
-    log: Callable[[str], None] | None = None,
 ) -> RetrieveReport:
     """C-GET each of `series` into `inbox`, one association for all. Cancelled (token) or Ctrl-C
     abort it; what arrived before stays in the inbox, complete file by file."""
     started = time.perf_counter()
-    receiver = Receiver(inbox, log)
+    receiver = Receiver(inbox)
     syntaxes = readable_transfer_syntaxes()
     contexts = [Context(GET_MODEL, tuple(UncompressedTransferSyntaxes))]
     contexts += [Context(sop_class, syntaxes, scp_role=True) for sop_class in IMAGE_STORAGE_CLASSES]
