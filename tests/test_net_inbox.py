@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 
@@ -10,7 +11,7 @@ import pytest
 from net_peers import ge_files
 
 from aimedx_desktop.engine.net import inbox as inbox_module
-from aimedx_desktop.engine.net.inbox import inbox_signature, instance_path, list_inbox, store_instance
+from aimedx_desktop.engine.net.inbox import InboxIndex, instance_path, list_inbox, store_instance
 
 
 @pytest.fixture
@@ -21,14 +22,32 @@ def ge_instance(bundled_samples):
 
 def test_stores_once_and_keeps_what_is_there(tmp_path, ge_instance):
     ds, encoded = ge_instance
-    assert inbox_signature(tmp_path / "inbox") == () and list_inbox(tmp_path / "inbox") == []
+    assert list_inbox(tmp_path / "inbox") == []
     path, new = store_instance(tmp_path / "inbox", ds, encoded)
     assert new and path == instance_path(tmp_path / "inbox", ds) and path.read_bytes() == encoded
     assert store_instance(tmp_path / "inbox", ds, b"a different encoding") == (path, False)
     assert path.read_bytes() == encoded and os.listdir(path.parent) == [path.name]
     [series] = list_inbox(tmp_path / "inbox")
     assert (series.modality, series.files, series.patient_id) == ("CT", 1, "QMNx85rKkkg")
-    assert inbox_signature(tmp_path / "inbox") == ((str(path.parent), 1),)
+
+
+def test_the_index_answers_only_when_the_inbox_changed(tmp_path, ge_instance):
+    ds, encoded = ge_instance
+    index = InboxIndex(tmp_path / "inbox")
+    assert index.poll() == [] and index.poll() is None
+    store_instance(tmp_path / "inbox", ds, encoded)
+    [series] = index.poll()
+    assert (series.modality, series.files) == ("CT", 1) and index.poll() is None
+    second = ds.copy()
+    second.SOPInstanceUID = pydicom.uid.generate_uid()
+    store_instance(tmp_path / "inbox", second, encoded)
+    [grown] = index.poll()
+    assert grown == dataclasses.replace(series, files=2)
+    (series.folder / ".arriving.dcm.partial").write_bytes(b"")  # a transfer under way is not a change
+    assert index.poll() is None
+    for path in list(series.folder.iterdir()):
+        path.unlink()
+    assert index.poll() == []
 
 
 def test_without_hard_links_the_name_is_claimed_exclusively(tmp_path, ge_instance, monkeypatch):

@@ -1,8 +1,8 @@
 """The Inbox: the studies and series received into the inbox folder; a double click opens one.
 
-New arrivals appear while the panel is shown: a timer compares a cheap fingerprint of the folder
-(series folders and their file counts, engine.net.inbox.inbox_signature) and reads headers
-again only when it changed. Polling, not a file-system watcher: it also works on network
+New arrivals appear while the panel is shown: a timer polls the folder (engine.net.inbox.InboxIndex:
+series folders and their file counts, a header read only for a series not seen before) and
+rebuilds the list only when it changed. Polling, not a file-system watcher: it also works on network
 shares, where watchers miss changes made by other machines (a scanner's SCP, `aimedx listen`).
 """
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from aimedx_desktop.engine.net.inbox import InboxIndex
 
 POLL_MS = 1500
 COLUMNS = ("Patient / series", "Date", "Modality", "Images", "Description")
@@ -27,7 +29,7 @@ class InboxPanel(QWidget):
     def __init__(self, folder: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.folder = folder
-        self._signature: tuple | None = None
+        self._index = InboxIndex(folder)
         self.folder_label = QLabel("")
         self.folder_label.setWordWrap(True)
         change = QPushButton("Change…")
@@ -48,7 +50,7 @@ class InboxPanel(QWidget):
 
     def set_folder(self, folder: Path) -> None:
         self.folder = folder
-        self._signature = None
+        self._index = InboxIndex(folder)
         self.refresh()
 
     def showEvent(self, event) -> None:  # noqa: N802 - poll only while someone looks
@@ -62,17 +64,13 @@ class InboxPanel(QWidget):
 
     def refresh(self) -> bool:
         """Re-read the inbox if it changed since the last look; True when the list was rebuilt."""
-        from aimedx_desktop.engine.net.inbox import inbox_signature, list_inbox
-
         try:
-            signature = inbox_signature(self.folder)
-            if signature == self._signature:
-                return False
-            series = list_inbox(self.folder)
+            series = self._index.poll()
         except OSError as error:
             self.folder_label.setText(f"Inbox {self.folder}: cannot read it ({error.strerror or error})")
             return False
-        self._signature = signature
+        if series is None:
+            return False
         self._fill(series)
         where = "" if self.folder.is_dir() else " (does not exist yet)"
         self.folder_label.setText(f"Inbox {self.folder}{where}: {len(series)} series")
