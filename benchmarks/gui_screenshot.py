@@ -71,7 +71,7 @@ def main() -> None:
     if not shot[0].save(str(args.out)):
         sys.exit(f"could not write {args.out}")
     print(f"wrote {args.out} ({shot[0].width()}×{shot[0].height()}) with {window.model.label} on {window.device_text}")
-    window.close()
+    window.close_without_asking()
 
 
 if __name__ == "__main__":

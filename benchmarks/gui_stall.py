@@ -101,7 +101,7 @@ def main() -> None:
     print(f"model: {window.model.label}; device: {window.device_text}; threads: {os.environ.get('OMP_NUM_THREADS', 'default')}")
     print(f"converted {scan.n_slices} slices of {args.series.name} in {elapsed:.1f} s")
     print(f"longest event-loop stall while converting: {heartbeat.longest_ms:.0f} ms")
-    window.close()
+    window.close_without_asking()
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ class FakeDialogs:
         self.export_request: ExportRequest | None = None
         self.overwrite_answer = True
         self.overwrite_asked: list[list[Path]] = []
+        self.confirm_answer = True
+        self.confirmations: list[tuple[str, str]] = []
 
     def error(self, title: str, text: str) -> None:
         self.errors.append((title, text))
@@ -60,6 +62,10 @@ class FakeDialogs:
     def choose_series(self, series):
         self.series_offered = series
         return self.series_choice
+
+    def confirm(self, title, text):
+        self.confirmations.append((title, text))
+        return self.confirm_answer
 
     def confirm_overwrite(self, paths):
         self.overwrite_asked.append(paths)
@@ -250,7 +256,7 @@ def test_closing_during_a_long_open_waits_for_the_read(qtbot, window, monkeypatc
     assert window.open_path(Path("huge_folder"))
     qtbot.waitUntil(started.is_set, timeout=TIMEOUT_MS)
     assert not window.close()  # refused while the reader thread runs: no QThread destroyed running
-    assert window.isVisible() and "still finishing" in window.statusBar().currentMessage().lower()
+    assert window.isVisible() and "cancelling the current job" in window.statusBar().currentMessage().lower()
     release.set()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
     assert not window.worker.busy and window.source_scan is None  # the late result was dropped
@@ -650,3 +656,47 @@ def test_a_terminating_signal_during_an_export_closes_the_window_without_staged_
         resume.set()
         qtbot.waitUntil(lambda: not win.isVisible(), timeout=TIMEOUT_MS)
     assert list(out.iterdir()) == [] and not dialogs.errors
+    assert dialogs.confirmations == []  # the system is going down: nothing to ask
+
+
+def test_quit_and_open_ask_before_an_unsaved_synthetic_image_is_lost(qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs, tmp_path):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    win.show()
+    convert(qtbot, win)
+    assert win.synthetic_unsaved and dialogs.confirmations == []
+    dialogs.confirm_answer = False
+    assert not win.open_path(Path("other.dcm"))
+    assert not win.close() and win.isVisible() and win.synthetic_scan is not None
+    [(_, opening), (title, quitting)] = dialogs.confirmations
+    assert "has been neither exported nor sent" in opening and opening.endswith("Open other.dcm and discard it?")
+    assert title == "Discard the synthetic image?" and quitting.endswith("Quit and discard it?")
+    dialogs.export_request = ExportRequest("png", tmp_path / "out")
+    assert win.export("png")
+    wait_idle(qtbot, win)
+    assert not win.synthetic_unsaved
+    assert win.close() and len(dialogs.confirmations) == 2  # exported: nothing to ask
+
+
+def test_quit_during_a_conversion_asks_and_no_keeps_it_running(qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    win.show()
+    started, release = threading.Event(), threading.Event()
+    real_convert = jobs.convert
+
+    def gated_convert(*args):
+        started.set()
+        release.wait(10)
+        return real_convert(*args)
+
+    monkeypatch.setattr(jobs, "convert", gated_convert)
+    assert win.convert()
+    qtbot.waitUntil(started.is_set, timeout=TIMEOUT_MS)
+    dialogs.confirm_answer = False
+    assert not win.close() and win.worker.busy and not win._close_pending
+    assert dialogs.confirmations == [("Quit AI-MEDX Desktop?", "The conversion is still running.\n\nQuit and cancel it?")]
+    release.set()
+    wait_idle(qtbot, win)
+    assert win.synthetic_scan is not None and win.isVisible()
+    assert win.close_without_asking() and len(dialogs.confirmations) == 1

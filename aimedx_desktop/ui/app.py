@@ -69,7 +69,7 @@ def report_bugs_in(window) -> None:
 def close_on_termination(window):
     """A context in which SIGTERM, SIGHUP, ... close the window as its Quit does: the running job
     is cancelled (an export removes its staged files) before the app ends."""
-    return on_termination(lambda _signum: QTimer.singleShot(0, window.close))
+    return on_termination(lambda _signum: QTimer.singleShot(0, window.close_without_asking))
 
 
 def run_app(argv: list[str]) -> int:

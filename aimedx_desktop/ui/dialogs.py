@@ -128,6 +128,14 @@ class Dialogs:
         )
         return series[labels.index(choice)].uid if ok else None
 
+    def confirm(self, title: str, text: str) -> bool:
+        """A yes/no question whose default answer is No (nothing is lost by a stray Enter)."""
+        answer = QMessageBox.question(
+            self.parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def confirm_overwrite(self, paths: list[Path]) -> bool:
         shown = "\n".join(str(p) for p in paths[:5]) + ("\n…" if len(paths) > 5 else "")
         answer = QMessageBox.question(

@@ -71,6 +71,8 @@ class _Job:
     subject: str
     on_abort: Callable[[], None] = lambda: None
     cancelled_text: Callable[[], str] = lambda: "Cancelled"
+    activity: str = ""
+    """What quitting would cancel ("the conversion", ...), or "" when cancelling loses nothing."""
 
 
 class MainWindow(QMainWindow):
@@ -91,6 +93,9 @@ class MainWindow(QMainWindow):
         self._job: _Job | None = None
         self._outcome: tuple[str, Any] = ("none", None)
         self._close_pending = False
+        self._close_confirmed = False
+        self.synthetic_unsaved = False
+        """A synthetic image is shown that has been neither exported nor sent: Quit and Open ask first."""
 
         self.source_viewer = SliceViewer("Source")
         self.synthetic_viewer = SliceViewer("Synthetic", synthetic=True)
@@ -282,10 +287,12 @@ class MainWindow(QMainWindow):
         cancel: Any = None,
         on_abort: Callable[[], None] = lambda: None,
         cancelled_text: Callable[[], str] = lambda: "Cancelled",
+        activity: str = "",
     ) -> bool:
         """Run `function(context)` on the worker; on_result(value) when it succeeds, else on_abort()
-        and an error dialog (error_title, subject and the message) or the cancelled text."""
-        return self._run(function, _Job(on_result, error_title, subject, on_abort, cancelled_text), cancel)
+        and an error dialog (error_title, subject and the message) or the cancelled text. Quit asks
+        first while a job with an `activity` runs."""
+        return self._run(function, _Job(on_result, error_title, subject, on_abort, cancelled_text, activity), cancel)
 
     def _run(self, function: Callable[[Any], Any], job: _Job, cancel: Any = None) -> bool:
         if self.worker.busy:
@@ -348,6 +355,8 @@ class MainWindow(QMainWindow):
         Cancel drops the result when the read ends (the worker checks its CancelToken when the read ends); the window stays as it was.
         """
         path = Path(path)
+        if series_uid is None and not self.worker.busy and not self._may_discard_synthetic(f"Open {path.name}"):
+            return False
         job = _Job(lambda value: self._opened(path, value), "Could not open the scan", str(path))
         started = self._run(lambda _ctx: jobs.open_path(path, series_uid=series_uid), job, CancelToken())
         if started:
@@ -362,6 +371,7 @@ class MainWindow(QMainWindow):
             return
         self.source_scan = value
         self.synthetic_scan = None
+        self.synthetic_unsaved = False
         self.source_viewer.set_scan(value)
         self.synthetic_viewer.set_scan(None)
         self.settings.add_recent(path)
@@ -481,7 +491,8 @@ class MainWindow(QMainWindow):
             self.synthetic_viewer.set_window(previous_window)
 
         cache, path = self.translators, model.path
-        job = _Job(self._converted, "Conversion failed", f"{scan.description or 'scan'} with {model.label}", restore)
+        job = _Job(self._converted, "Conversion failed", f"{scan.description or 'scan'} with {model.label}", restore,
+                   activity="the conversion")
         token = CancelToken()
         started = self._run(
             lambda ctx: jobs.convert(cache, path, scan, source, ctx.progress, ctx.cancel, ctx.slice_ready), job, token
@@ -492,6 +503,7 @@ class MainWindow(QMainWindow):
 
     def _converted(self, synthetic: Scan) -> None:
         self.synthetic_scan = synthetic
+        self.synthetic_unsaved = True
         self.synthetic_viewer.set_scan(synthetic, keep_view=True, keep_window=True)
         if synthetic.modality is not Modality.CT:  # the auto window of the whole volume
             self.synthetic_viewer.reset_window()
@@ -520,10 +532,12 @@ class MainWindow(QMainWindow):
         if existing and not self.dialogs.confirm_overwrite(existing):
             return False
         overwrite = bool(existing)
-        job = _Job(lambda paths: self._exported(request, paths), "Export failed", str(request.out_dir))
+        job = _Job(lambda paths: self._exported(request, paths), "Export failed", str(request.out_dir),
+                   activity=f"the export to {request.out_dir}")
         return self._run(lambda ctx: jobs.export(scan, request, overwrite, ctx.progress, ctx.cancel), job, CancelToken())
 
     def _exported(self, request: jobs.ExportRequest, paths: list[Path]) -> None:
+        self.synthetic_unsaved = False
         self.settings.last_dir = str(request.out_dir)
         self.statusBar().showMessage(f"Wrote {len(paths)} {request.fmt.upper()} file(s) to {request.out_dir}", 8000)
 
@@ -655,14 +669,45 @@ class MainWindow(QMainWindow):
         self.dialogs.info("About AI-MEDX Desktop", f"AI-MEDX Desktop {__version__}\n\n{ABOUT_TEXT}")
 
     # --- closing ------------------------------------------------------------------------
+    def close_without_asking(self) -> bool:
+        """Close as Quit does, but without asking about a running job or an unsaved synthetic
+        image: for a terminating signal (the system is going down) and for scripts."""
+        self._close_confirmed = True
+        return self.close()
+
+    def _may_discard_synthetic(self, action: str) -> bool:
+        """True when nothing unsaved would be lost, or the user agrees to lose it for `action`."""
+        scan = self.synthetic_scan
+        if not self.synthetic_unsaved or scan is None:
+            return True
+        return self.dialogs.confirm(
+            "Discard the synthetic image?",
+            f"The synthetic {scan.modality.value} ({scan.n_slices} slice(s)) has been neither exported nor sent.\n\n"
+            f"{action} and discard it?",
+        )
+
+    def _may_quit(self) -> bool:
+        job = self._job
+        if self.worker.busy and job is not None and job.activity:
+            return self.dialogs.confirm("Quit AI-MEDX Desktop?", f"{job.activity[:1].upper()}{job.activity[1:]} is still "
+                                        "running.\n\nQuit and cancel it?")
+        return self._may_discard_synthetic("Quit")
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        """Close once no job thread runs: destroying a running QThread aborts the process."""
+        """Close once no job thread runs: destroying a running QThread aborts the process. A user's
+        Quit first asks before it cancels a conversion, export or transfer, or drops an unsaved
+        synthetic image."""
+        if not (self._close_confirmed or self._close_pending):
+            if not self._may_quit():
+                event.ignore()
+                return
+            self._close_confirmed = True
         for worker in (self.worker, self._startup):
             worker.cancel()
         if not all(worker.wait(CLOSE_WAIT_MS) for worker in (self.worker, self._startup)):
             event.ignore()
             self._close_pending = True
-            self.statusBar().showMessage("Still finishing the current job… the window closes when it is done")
+            self.statusBar().showMessage("Cancelling the current job… the window closes when it has stopped")
             return
         self.settings.store.setValue("geometry", self.saveGeometry())
         self.settings.store.sync()

@@ -115,7 +115,7 @@ class NetworkUi:
 
         started = self.window.run_job(
             job, self._sent, "Send failed", f"{scan.description or 'synthetic series'} → {request.node.label}",
-            cancel=CancelToken(), cancelled_text=cancelled_text,
+            cancel=CancelToken(), cancelled_text=cancelled_text, activity=f"the transfer to {request.node.label}",
         )
         if started:
             self._status(f"Sending {scan.n_slices} synthetic slice(s) to {request.node.label}…")
@@ -123,6 +123,8 @@ class NetworkUi:
 
     def _sent(self, report: Any) -> None:
         self._status(_sentence(report.summary()))
+        if report.complete:
+            self.window.synthetic_unsaved = False
         if not report.complete:
             failures = [f"{result.path.name}: {result.detail}" for result in report.results if not result.stored]
             more = f"\n… and {len(failures) - SHOWN_FAILURES} more" if len(failures) > SHOWN_FAILURES else ""
@@ -149,7 +151,7 @@ class NetworkUi:
         started = self.window.run_job(
             lambda ctx: net_jobs.retrieve(node, aet, inbox, series, ctx.progress, ctx.cancel),
             self._retrieved, "Retrieve failed", f"{len(series)} series from {node.label}",
-            cancel=CancelToken(), on_abort=self.inbox.refresh,
+            cancel=CancelToken(), on_abort=self.inbox.refresh, activity=f"the retrieve from {node.label}",
         )
         if started:
             self._status(f"Retrieving {len(series)} series from {node.label}…")
