@@ -20,7 +20,9 @@ from aimedx_desktop.engine.io import atomic, read_scan
 from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
 from aimedx_desktop.engine.io.export import ExportError, export_scan
 from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
+from aimedx_desktop.engine.bundle import load_bundle
 from aimedx_desktop.engine.cancel import CancelToken, Cancelled
+from aimedx_desktop.engine.translator import Translator
 
 TILTED = (1.0, 0.0, 0.0, 0.0, 0.9483237, -0.3173047)  # a gantry-tilted CT, as in head_ct_ge
 ROWS, COLS, SLICES = 24, 20, 4
@@ -409,3 +411,24 @@ def test_mr_to_ct_from_a_nifti_volume_is_a_valid_ct_series(tmp_path, bundled_sam
     assert np.abs(back.voxels - ct.voxels).max() <= 1.0
     assert back.geometry.positions == pytest.approx(ct.geometry.positions, abs=1e-4)
     assert back.geometry.orientation == pytest.approx(ct.geometry.orientation, abs=1e-6)
+
+
+def test_made_up_slice_positions_get_a_frame_of_reference_of_their_own(tmp_path, source_files, uncertain_bundle_dir):
+    """Without positions the series is stacked from the origin: in the source's frame of
+    reference a viewer would link or fuse it with the source as if registered."""
+    for path in source_files:
+        ds = pydicom.dcmread(path)
+        del ds.ImagePositionPatient
+        ds.save_as(path)
+    source = read_scan(source_files[0].parent)
+    assert source.geometry.positions is None
+    synthetic = Translator(load_bundle(uncertain_bundle_dir), device="cpu").translate(source)
+    export_scan(synthetic, tmp_path / "out", fmt="dicom", uncertainty=True)
+    images = [pydicom.dcmread(p) for p in sorted((tmp_path / "out").glob("synthetic_mr_0*.dcm"))]
+    maps = [pydicom.dcmread(p) for p in sorted((tmp_path / "out").glob("synthetic_mr_uncertainty_*.dcm"))]
+    original = pydicom.dcmread(source_files[0])
+    assert {ds.FrameOfReferenceUID for ds in images} == {images[0].FrameOfReferenceUID} != {original.FrameOfReferenceUID}
+    assert images[0].StudyInstanceUID == original.StudyInstanceUID  # still the same patient's study
+    for image, uncertainty in zip(images, maps):
+        assert uncertainty.FrameOfReferenceUID == image.FrameOfReferenceUID
+        assert uncertainty.ImagePositionPatient == image.ImagePositionPatient

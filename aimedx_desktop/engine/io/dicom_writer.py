@@ -2,8 +2,9 @@
 
 The synthetic image lies on the source grid, so a DICOM source gives the new series its patient,
 study and frame of reference (same StudyInstanceUID and FrameOfReferenceUID: viewers group it
-with the source study and can link it spatially; new UIDs where the source has none) and,
-slice by slice, its geometry. Everything that describes an acquisition (kVp, echo time,
+with the source study and can link it spatially; new UIDs where the source has none, and a new
+frame of reference where the source gave no slice positions or orientation, which are then
+made up) and, slice by slice, its geometry. Everything that describes an acquisition (kVp, echo time,
 private tags, ...) is not carried over: this series was not acquired.
 
 A companion map (the uncertainty) is written the same way as a series of its own, its source
@@ -139,6 +140,10 @@ class DicomSeriesWriter:
         ds.Modality = target
         if source is not None:
             _copy_shared(source, ds)
+            if scan.geometry.positions is None or scan.geometry.orientation is None:
+                # The positions are made up (_plane): in the source's frame of reference, viewers
+                # would take them as registered to it and link or fuse the two wrongly.
+                ds.FrameOfReferenceUID = generate_uid()
         else:
             _placeholder_study(ds, provenance.source_format, target, now)
         model = f"{provenance.model_name} {provenance.model_version}"

@@ -86,10 +86,10 @@ def export_scan(
     try:
         with staged_files() as staged:
             deidentifier = Deidentifier() if deidentify else None  # one UID mapping for every series
-            image_headers = None
+            image_writer = None
             for one in series:
                 writer = _writer(one, fmt, window if one is scan else default_window(one), bits if one is scan else 16,
-                                 deidentifier, image_headers)
+                                 deidentifier, image_writer)
                 for index, path in enumerate(planned_paths(one, out_dir, fmt)):
                     current = path
                     if cancel is not None:
@@ -98,7 +98,7 @@ def export_scan(
                     if progress is not None:
                         progress(len(staged.paths), total)
                 if isinstance(writer, DicomSeriesWriter):
-                    image_headers = writer.headers
+                    image_writer = writer
             return staged.commit(overwrite)
     except OSError as error:
         raise ExportError(f"cannot write {error.filename or current}: {os_error_reason(error)}") from None
@@ -110,11 +110,13 @@ def _writer(
     window: tuple[float, float],
     bits: int,
     deidentifier: Deidentifier | None,
-    image_headers: list | None,
+    image_writer: DicomSeriesWriter | None,
 ) -> PngSeriesWriter | DicomSeriesWriter:
-    """The writer of one series; a map's DICOM series derives from the image series' instances."""
+    """The writer of one series; a map's DICOM series derives from the image series' instances
+    and lies on the grid they were written on."""
     if fmt == "png":
         return PngSeriesWriter(scan, tuple(window), bits)
-    if image_headers is not None:
-        scan = dataclasses.replace(scan, dicom_headers=image_headers)
+    if image_writer is not None:
+        written = dataclasses.replace(scan.geometry, orientation=image_writer.orientation, positions=image_writer.positions)
+        scan = dataclasses.replace(scan, dicom_headers=image_writer.headers, geometry=written)
     return DicomSeriesWriter(scan, tuple(window), postprocess=deidentifier)
