@@ -3,6 +3,7 @@ written all-or-nothing, optionally de-identified."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import shutil
@@ -239,6 +240,21 @@ def test_existing_files_are_replaced_only_when_asked(tmp_path, ct_from_nifti):
     assert sorted(tmp_path.iterdir()) == first  # no backups left behind
 
 
+def test_replacing_a_longer_series_removes_its_extra_slices_and_its_map(tmp_path, ct_from_nifti, uncertain_bundle_dir):
+    """Otherwise the old series' slices 3-4 (another patient, perhaps) would stay beside the new
+    slices 1-2 under the same names, and its map would still describe the old series."""
+    mr_source = dataclasses.replace(ct_from_nifti, modality=Modality.MR, provenance=Provenance())
+    longer = Translator(load_bundle(uncertain_bundle_dir), device="cpu").translate(mr_source)
+    old = export_scan(longer, tmp_path, fmt="dicom", uncertainty=True)
+    shorter = dataclasses.replace(ct_from_nifti, voxels=ct_from_nifti.voxels[:2],
+                                  geometry=ct_from_nifti.geometry.subset(slice(0, 2)))
+    with pytest.raises(ExportError, match="already exist.*--overwrite"):
+        export_scan(shorter, tmp_path, fmt="dicom")
+    assert sorted(tmp_path.iterdir()) == sorted(old)
+    new = export_scan(shorter, tmp_path, fmt="dicom", overwrite=True)
+    assert sorted(tmp_path.iterdir()) == new == [tmp_path / "synthetic_ct_0001.dcm", tmp_path / "synthetic_ct_0002.dcm"]
+
+
 def test_a_failed_overwrite_puts_the_old_series_back(tmp_path, ct_from_nifti, monkeypatch):
     previous = export_scan(ct_from_nifti, tmp_path, fmt="dicom")
     before = sha256(previous)
@@ -397,7 +413,6 @@ def test_head_ct_ge_through_a_real_translator_to_a_valid_mr_series(tmp_path, bun
 
 @pytest.mark.slow
 def test_mr_to_ct_from_a_nifti_volume_is_a_valid_ct_series(tmp_path, bundled_samples, tiny_bundle):
-    import dataclasses
 
     from aimedx_desktop.engine.translator import Translator
 

@@ -27,6 +27,7 @@ class StagedFiles:
         self._staged: list[tuple[Path, Path]] = []
         self._committed: list[Path] = []
         self._backups: list[tuple[Path, Path]] = []  # (backup, final) of the files moved aside
+        self._retired: list[Path] = []
 
     def stage(self, final: Path, write: Callable[[Path], None]) -> None:
         """Call write(temporary_path); an OSError is reported against `final`, the name the user knows."""
@@ -42,10 +43,20 @@ class StagedFiles:
         """The final names staged so far."""
         return [final for _, final in self._staged]
 
+    def retire(self, paths: list[Path]) -> None:
+        """Remove `paths` as part of the commit (moved aside first, deleted once all is in place,
+        put back if the commit fails): files of an earlier series this one replaces."""
+        self._retired.extend(paths)
+
     def commit(self, overwrite: bool) -> list[Path]:
         """Rename every staged file to its final name; refuses to replace a file unless `overwrite`.
 
-        A file being replaced is moved aside first, and its backup deleted once all are in place."""
+        A file being replaced or retired is moved aside first, and its backup deleted once all are
+        in place."""
+        for path in self._retired:
+            backup = _hidden_name(path, "bak")
+            os.replace(path, backup)
+            self._backups.append((backup, path))
         for temporary, final in self._staged:
             if final.is_file() or final.is_symlink():
                 if not overwrite:  # appeared since the caller checked

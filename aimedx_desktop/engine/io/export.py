@@ -27,7 +27,7 @@ from aimedx_desktop.engine.io.atomic import staged_files
 from aimedx_desktop.engine.io.deidentify import Deidentifier
 from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
 from aimedx_desktop.engine.io.errors import ExportError, os_error_reason
-from aimedx_desktop.engine.io.output import check_output, extension, planned_paths
+from aimedx_desktop.engine.io.output import check_output, extension, planned_paths, stale_files
 from aimedx_desktop.engine.io.png_writer import PngSeriesWriter
 from aimedx_desktop.engine.scan import UNCERTAINTY, Scan
 
@@ -99,6 +99,8 @@ def export_scan(
                         progress(len(staged.paths), total)
                 if isinstance(writer, DicomSeriesWriter):
                     image_writer = writer
+            if overwrite:
+                staged.retire(stale_files(scan, out_dir, fmt, staged.paths))
             return staged.commit(overwrite)
     except OSError as error:
         raise ExportError(f"cannot write {error.filename or current}: {os_error_reason(error)}") from None

@@ -9,6 +9,7 @@ a disk without room, or files that exist already.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,18 +30,36 @@ def planned_paths(scan: Scan, out_dir: str | Path, fmt: str, output: str | None 
     or the map it holds), or the named `output`."""
     suffix = extension(fmt)
     width = max(4, len(str(scan.n_slices)))
-    stem = f"synthetic_{scan.modality.value.lower()}"
-    output = output or scan.provenance.output
-    if output != "image":
-        stem += f"_{output}"
+    stem = _stem(scan, output or scan.provenance.output)
     return [Path(out_dir) / f"{stem}_{i:0{width}d}.{suffix}" for i in range(1, scan.n_slices + 1)]
 
 
+def _stem(scan: Scan, output: str) -> str:
+    stem = f"synthetic_{scan.modality.value.lower()}"
+    return stem if output == "image" else f"{stem}_{output}"
+
+
 def existing_targets(scan: Scan, out_dir: str | Path, fmt: str, uncertainty: bool = False) -> list[Path]:
-    """The files an export would write that exist already: what it would replace (with
-    overwrite=True) or refuse to write over (without). `scan` may be the source, before
-    translation: only its shape and the target modality count."""
-    return [path for output in _outputs(uncertainty) for path in planned_paths(scan, out_dir, fmt, output) if path.exists()]
+    """The files an export would replace (with overwrite=True) or refuse to touch (without):
+    those it would write that exist already, then `stale_files`. `scan` may be the source,
+    before translation: only its shape and the target modality count."""
+    planned = [path for output in _outputs(uncertainty) for path in planned_paths(scan, out_dir, fmt, output)]
+    return [path for path in planned if path.exists()] + stale_files(scan, out_dir, fmt, planned)
+
+
+def stale_files(scan: Scan, out_dir: str | Path, fmt: str, planned: list[Path]) -> list[Path]:
+    """The rest of an earlier export of the same modality and format in `out_dir`: its slices
+    past the new series' end, and its uncertainty map when the new export writes none. Replacing
+    that export removes them too; left behind, they would mix two series (two patients,
+    perhaps) in one folder under the same names."""
+    folder = Path(out_dir)
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(
+        "|".join(rf"{re.escape(_stem(scan, output))}_\d{{4,}}\.{extension(fmt)}" for output in _outputs(uncertainty=True))
+    )
+    keep = set(planned)
+    return sorted(path for path in folder.iterdir() if pattern.fullmatch(path.name) and path not in keep and path.is_file())
 
 
 def _outputs(uncertainty: bool) -> list[str]:
