@@ -700,3 +700,26 @@ def test_quit_during_a_conversion_asks_and_no_keeps_it_running(qtbot, with_tiny_
     wait_idle(qtbot, win)
     assert win.synthetic_scan is not None and win.isVisible()
     assert win.close_without_asking() and len(dialogs.confirmations) == 1
+
+
+def test_a_cancel_too_late_to_stop_an_export_reports_the_files_it_wrote(qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs, tmp_path):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    convert(qtbot, win)
+    real_export = jobs.export
+
+    def cancelled_after_the_last_file(scan, request, overwrite, progress, cancel):
+        def late(done, total):
+            progress(done, total)
+            if done == total:
+                cancel.cancel()  # Esc as the last file is written: nothing is left to stop
+
+        return real_export(scan, request, overwrite, late, cancel)
+
+    monkeypatch.setattr(jobs, "export", cancelled_after_the_last_file)
+    dialogs.export_request = ExportRequest("png", tmp_path / "out")
+    assert win.export("png")
+    wait_idle(qtbot, win)
+    assert len(list((tmp_path / "out").glob("synthetic_mr_*.png"))) == ct_scan.n_slices
+    assert win.statusBar().currentMessage() == f"Wrote {ct_scan.n_slices} PNG file(s) to {tmp_path / 'out'}"
+    assert not win.synthetic_unsaved

@@ -73,6 +73,8 @@ class _Job:
     cancelled_text: Callable[[], str] = lambda: "Cancelled"
     activity: str = ""
     """What quitting would cancel ("the conversion", ...), or "" when cancelling loses nothing."""
+    lands_outside: bool = False
+    """Its work lands outside the app (files, a PACS): once it returned it happened (Worker.start)."""
 
 
 class MainWindow(QMainWindow):
@@ -288,11 +290,13 @@ class MainWindow(QMainWindow):
         on_abort: Callable[[], None] = lambda: None,
         cancelled_text: Callable[[], str] = lambda: "Cancelled",
         activity: str = "",
+        lands_outside: bool = False,
     ) -> bool:
         """Run `function(context)` on the worker; on_result(value) when it succeeds, else on_abort()
         and an error dialog (error_title, subject and the message) or the cancelled text. Quit asks
         first while a job with an `activity` runs."""
-        return self._run(function, _Job(on_result, error_title, subject, on_abort, cancelled_text, activity), cancel)
+        job = _Job(on_result, error_title, subject, on_abort, cancelled_text, activity, lands_outside)
+        return self._run(function, job, cancel)
 
     def _run(self, function: Callable[[Any], Any], job: _Job, cancel: Any = None) -> bool:
         if self.worker.busy:
@@ -303,7 +307,7 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(0)
         self.progress_bar.setMaximum(0)
         self.progress_bar.setVisible(True)
-        self.worker.start(function, cancel)
+        self.worker.start(function, cancel, job.lands_outside)
         self._update_state()
         return True
 
@@ -533,7 +537,7 @@ class MainWindow(QMainWindow):
             return False
         overwrite = bool(existing)
         job = _Job(lambda paths: self._exported(request, paths), "Export failed", str(request.out_dir),
-                   activity=f"the export to {request.out_dir}")
+                   activity=f"the export to {request.out_dir}", lands_outside=True)
         return self._run(lambda ctx: jobs.export(scan, request, overwrite, ctx.progress, ctx.cancel), job, CancelToken())
 
     def _exported(self, request: jobs.ExportRequest, paths: list[Path]) -> None:

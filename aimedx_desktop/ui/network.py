@@ -116,6 +116,7 @@ class NetworkUi:
         started = self.window.run_job(
             job, self._sent, "Send failed", f"{scan.description or 'synthetic series'} → {request.node.label}",
             cancel=CancelToken(), cancelled_text=cancelled_text, activity=f"the transfer to {request.node.label}",
+            lands_outside=True,
         )
         if started:
             self._status(f"Sending {scan.n_slices} synthetic slice(s) to {request.node.label}…")
@@ -152,6 +153,7 @@ class NetworkUi:
             lambda ctx: net_jobs.retrieve(node, aet, inbox, series, ctx.progress, ctx.cancel),
             self._retrieved, "Retrieve failed", f"{len(series)} series from {node.label}",
             cancel=CancelToken(), on_abort=self.inbox.refresh, activity=f"the retrieve from {node.label}",
+            lands_outside=True,
         )
         if started:
             self._status(f"Retrieving {len(series)} series from {node.label}…")

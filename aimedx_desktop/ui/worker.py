@@ -32,10 +32,11 @@ class _JobThread(QThread):
     failed = Signal(str)
     cancelled = Signal()
 
-    def __init__(self, function: Callable[[JobContext], Any], cancel: Any, parent: QObject) -> None:
+    def __init__(self, function: Callable[[JobContext], Any], cancel: Any, lands_outside: bool, parent: QObject) -> None:
         super().__init__(parent)
         self._function = function
         self._context = JobContext(self, cancel)
+        self._lands_outside = lands_outside
 
     def run(self) -> None:  # runs in the worker thread
         value: Any = None
@@ -45,7 +46,9 @@ class _JobThread(QThread):
         except Exception as error:  # every failure becomes a signal; the UI thread decides
             failure = error
         cancel = self._context.cancel
-        if cancel is not None and cancel.cancelled:
+        if failure is None and self._lands_outside:
+            self.succeeded.emit(value)  # its files are written, its images stored: a late cancel changed nothing
+        elif cancel is not None and cancel.cancelled:
             self.cancelled.emit()  # cancelled while it could not stop: drop what it produced
         elif failure is not None:
             self._report(failure)
@@ -86,12 +89,16 @@ class Worker(QObject):
     def busy(self) -> bool:
         return self._thread is not None
 
-    def start(self, function: Callable[[JobContext], Any], cancel: Any = None) -> bool:
-        """Run `function(context)` on a new thread; False when a job is already running."""
+    def start(self, function: Callable[[JobContext], Any], cancel: Any = None, lands_outside: bool = False) -> bool:
+        """Run `function(context)` on a new thread; False when a job is already running.
+
+        A job that returns after a cancel came too late to stop it is reported cancelled and its
+        value dropped (an opened scan, a conversion), unless its work `lands_outside` the app
+        (exported files, images sent or retrieved): then it happened, and is reported so."""
         if self._thread is not None:
             return False
         self._cancel = cancel
-        thread = _JobThread(function, cancel, self)
+        thread = _JobThread(function, cancel, lands_outside, self)
         thread.progress.connect(self.progress)
         thread.slice_ready.connect(self.slice_ready)
         thread.succeeded.connect(self.result)
