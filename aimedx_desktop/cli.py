@@ -164,11 +164,15 @@ def _run(handler, args: argparse.Namespace) -> int:
 
 
 def _open_gui(argv: list[str]) -> int:
-    from aimedx_desktop.desktop_check import problem
+    from aimedx_desktop.desktop_check import problem, signal_problem
 
     missing = problem()
     if missing is not None:  # before Qt, which would abort with a misleading message
         print(missing, file=sys.stderr)
+        return EXIT_ERROR
+    broken = signal_problem()
+    if broken is not None:  # before the window, which would crash with the user's work in it
+        print(broken, file=sys.stderr)
         return EXIT_ERROR
     try:
         from aimedx_desktop.ui.app import run_app

@@ -8,12 +8,16 @@ says in one line which packages to install (apt, and dnf/zypper names where know
 launchers go through it: `aimedx` (scripts/run-app.sh runs it) and the frozen app, whose
 executable runs the same entry point.
 
+`signal_problem()` then checks the installed PySide6 itself (6.12.0 corrupts Python's reference
+counts at every signal) and the launcher refuses it in one line rather than crash later.
+
 Run as `python -m aimedx_desktop.desktop_check --debian-packages` it prints the Debian packages
 of every library in PACKAGES: what CI installs and the READMEs list.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import re
@@ -134,6 +138,39 @@ def problem(environ: Mapping[str, str] = os.environ) -> str | None:
                 "session, or use the command line (aimedx --help)")
     missing = missing_libraries(run_ldd(qt_binaries(plugin)))
     return install_line(missing, plugin) if missing else None
+
+
+EMIT_PROBES = 8
+
+
+def signal_problem() -> str | None:
+    """One line when the installed PySide6 drops a reference to Python's True at every
+    Signal.emit (6.12.0 does), else None.
+
+    The app emits thousands of signals (progress, every pan, zoom and mouse move in pyqtgraph);
+    once True's count reaches zero Python aborts ("bool_dealloc") and takes unsaved work with it.
+    The probe gives back the references a broken emit took, so asking does no harm.
+    """
+    try:
+        import PySide6
+        from PySide6.QtCore import QObject, Signal
+    except ImportError:
+        return None  # no desktop interface: the caller says so
+
+    class Probe(QObject):
+        fired = Signal()
+
+    probe = Probe()
+    before = sys.getrefcount(True)
+    for _ in range(EMIT_PROBES):
+        probe.fired.emit()
+    lost = before - sys.getrefcount(True)
+    for _ in range(max(lost, 0)):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
+    if lost < EMIT_PROBES // 2:
+        return None
+    return (f"error: PySide6 {PySide6.__version__} is broken: each Qt signal drops a reference to Python's True, "
+            "and the app would crash within minutes; install another version: pip install 'PySide6>=6.5,!=6.12.0'")
 
 
 def debian_packages() -> list[str]:

@@ -90,6 +90,24 @@ def test_aimedx_prints_the_line_instead_of_starting_qt(fake_ldd):
     assert (done.returncode, done.stderr) == (1, FRESH_DEBIAN_LINE + "\n")
 
 
+def test_the_installed_pyside6_keeps_its_references_across_signals():
+    """PySide6 6.12.0 drops a reference to Python's True at each Signal.emit: a session of
+    a few thousand signals then aborts the app (pyproject.toml excludes that version)."""
+    before = sys.getrefcount(True)
+    assert desktop_check.signal_problem() is None
+    assert sys.getrefcount(True) >= before - 2  # asking costs nothing either way
+
+
+def test_aimedx_refuses_a_broken_pyside6_in_one_line(monkeypatch, capsys):
+    from aimedx_desktop import cli
+
+    line = "error: PySide6 6.12.0 is broken: each Qt signal drops a reference to Python's True, ..."
+    monkeypatch.setattr(desktop_check, "problem", lambda: None)
+    monkeypatch.setattr(desktop_check, "signal_problem", lambda: line)
+    assert cli.main([]) == 1
+    assert capsys.readouterr().err == line + "\n"
+
+
 def test_every_runtime_package_is_documented_and_installed_by_ci():
     packages = desktop_check.debian_packages()
     assert {"libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "libegl1"} <= set(packages)
