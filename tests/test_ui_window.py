@@ -169,6 +169,27 @@ def test_starts_without_a_model_and_says_so(window):
     assert window.device_label.text().startswith("Device: ")
 
 
+def test_an_engine_that_does_not_start_is_said_everywhere_and_views_still_work(
+    qtbot, tmp_path, monkeypatch, dialogs, ct_scan, log_home
+):
+    def broken() -> str:
+        raise RuntimeError("libtorch_cpu.so: cannot open shared object file")
+
+    monkeypatch.setattr(jobs, "device_description", broken)
+    monkeypatch.setenv("AIMEDX_RESOURCES", str(tmp_path / "resources"))
+    win = ui_app.create_window(settings_at(tmp_path / "settings.ini"), dialogs)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.engine_problem is not None, timeout=TIMEOUT_MS)
+    [(title, text)] = dialogs.errors
+    assert title == "The conversion engine did not start" and text.startswith("Something went wrong")
+    assert "libtorch_cpu.so" in (log_home / "aimedx.log").read_text()
+    assert win.model_label.text() == "Model: unavailable" and not win.import_model_action.isEnabled()
+    assert [a.text() for a in win.model_menu.actions()][0] == "(conversion engine unavailable)"
+    assert win.synthetic_viewer.placeholder.text().startswith("The conversion engine did not start:\n")
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)  # viewing needs no engine
+    assert not win.convert_action.isEnabled() and "did not start" in win.convert_action.toolTip()
+
+
 def test_first_start_notice_is_remembered_once_accepted(window, dialogs):
     assert ui_app.start(window, initial=None)
     assert dialogs.notices == 1 and window.settings.notice_accepted

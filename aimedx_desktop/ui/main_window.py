@@ -88,6 +88,8 @@ class MainWindow(QMainWindow):
         self.synthetic_scan: Scan | None = None
         self.models: list[jobs.ModelEntry] = []
         self.engine_ready = False
+        self.engine_problem: str | None = None
+        """Why the conversion engine (torch, the models) did not start; the app still views scans."""
         self.device_text = "…"
         self.translators = jobs.TranslatorCache()
         self.worker = Worker(self)
@@ -276,7 +278,10 @@ class MainWindow(QMainWindow):
         self._update_state()
 
     def _engine_failed(self, message: str) -> None:
+        self.engine_problem = message
         self.device_label.setText("Device: unavailable")
+        self._fill_model_menu()
+        self._update_state()
         self.dialogs.error("The conversion engine did not start", message)
 
     # --- jobs ---------------------------------------------------------------------------
@@ -421,7 +426,9 @@ class MainWindow(QMainWindow):
         for action in self.model_group.actions():
             self.model_group.removeAction(action)
         current = self.model
-        if not self.engine_ready:
+        if self.engine_problem is not None:
+            self.model_menu.addAction("(conversion engine unavailable)").setEnabled(False)
+        elif not self.engine_ready:
             self.model_menu.addAction("(loading…)").setEnabled(False)
         elif not self.models:
             self.model_menu.addAction("(no model installed)").setEnabled(False)
@@ -435,7 +442,8 @@ class MainWindow(QMainWindow):
             self.model_group.addAction(action)
         self.model_menu.addSeparator()
         self.model_menu.addActions([self.import_model_action, self.model_card_action])
-        self.model_label.setText(f"Model: {current.label}" if current else ("Model: none" if self.engine_ready else "Model: …"))
+        waiting = "Model: unavailable" if self.engine_problem is not None else "Model: …"
+        self.model_label.setText(f"Model: {current.label}" if current else ("Model: none" if self.engine_ready else waiting))
 
     def select_model(self, path: Path) -> None:
         self.settings.model = str(path)
@@ -643,12 +651,13 @@ class MainWindow(QMainWindow):
     def _update_state(self) -> None:
         busy = self.worker.busy
         has_model = self.model is not None
-        for action in (self.open_action, self.open_folder_action, self.import_model_action):
+        for action in (self.open_action, self.open_folder_action):
             action.setEnabled(not busy)
+        self.import_model_action.setEnabled(not busy and self.engine_problem is None)
         self.model_menu.setEnabled(not busy)
         self.recent_menu.setEnabled(not busy)
         self.convert_action.setEnabled(not busy and has_model and self.source_scan is not None)
-        self.convert_action.setToolTip("Convert the source" if has_model else NO_MODEL_TEXT)
+        self.convert_action.setToolTip(self._no_conversion_text() or "Convert the source")
         self.cancel_action.setEnabled(busy and self.worker.cancellable)
         for action in (self.export_png_action, self.export_dicom_action):
             action.setEnabled(not busy and self.synthetic_scan is not None)
@@ -657,10 +666,16 @@ class MainWindow(QMainWindow):
         source = self.source_modality()
         auto = "Auto" if self.source_scan is None else f"Auto ({self.source_scan.modality.value} → {self.source_scan.modality.other.value})"
         self.direction_box.setItemText(0, auto)
-        if self.synthetic_viewer.scan is None and self.engine_ready:
-            hint = "No synthetic image yet" if has_model else NO_MODEL_TEXT.replace(": ", ":\n", 1)
-            self.synthetic_viewer.placeholder.setText(hint)
+        if self.synthetic_viewer.scan is None and (self.engine_ready or self.engine_problem is not None):
+            reason = self._no_conversion_text()
+            self.synthetic_viewer.placeholder.setText(reason.replace(": ", ":\n", 1) if reason else "No synthetic image yet")
         self.convert_action.setText(f"Convert {source.value} → {source.other.value}" if source else "Convert")
+
+    def _no_conversion_text(self) -> str | None:
+        """Why Convert cannot run once the engine has started or failed, or None when it can."""
+        if self.engine_problem is not None:
+            return f"The conversion engine did not start: {self.engine_problem.splitlines()[0]}"
+        return None if self.model is not None or not self.engine_ready else NO_MODEL_TEXT
 
     # --- help ---------------------------------------------------------------------------
     def show_shortcuts(self) -> None:
