@@ -174,7 +174,9 @@ def test_search_and_retrieve_from_dcmqrscp(qtbot, window, tmp_path, bundled_samp
         study.setSelected(True)
         assert panel.retrieve_button.isEnabled()
         panel.retrieve_button.click()
+        assert not window.net.inbox.change_button.isEnabled()  # the retrieve writes into this folder
         wait_idle(qtbot, window)
+        assert window.net.inbox.change_button.isEnabled()
     assert window.statusBar().currentMessage().startswith("Retrieved 28 image(s) of 1 series")
     assert [item.text(3) for item in window.net.inbox.series_items()] == ["28"] and not window.dialogs.errors
 

@@ -70,6 +70,7 @@ class NetworkUi:
         self.send_action.setEnabled(not busy and self.window.synthetic_scan is not None)
         self.nodes_action.setEnabled(not busy)
         self.search_panel.set_busy(busy)
+        self.inbox.change_button.setEnabled(not busy)  # a retrieve writes into the folder it started with
 
     def _status(self, text: str) -> None:
         self.window.statusBar().showMessage(text, 10_000)
