@@ -442,6 +442,7 @@ def test_dropping_a_file_opens_it(qtbot, window, monkeypatch, ct_scan, tmp_path)
     mime.setUrls([QUrl.fromLocalFile(str(dropped))])
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     window.dropEvent(event)
+    qtbot.waitUntil(lambda: bool(opened), timeout=TIMEOUT_MS)  # opened after the drop returns
     wait_idle(qtbot, window)
     assert opened == [dropped] and window.source_scan is ct_scan
     assert window.settings.recent_files[0] == str(dropped)
@@ -691,7 +692,7 @@ def test_quit_and_open_ask_before_an_unsaved_synthetic_image_is_lost(qtbot, with
     assert not win.close() and win.isVisible() and win.synthetic_scan is not None
     [(_, opening), (title, quitting)] = dialogs.confirmations
     assert "has been neither exported nor sent" in opening and opening.endswith("Open other.dcm and discard it?")
-    assert title == "Discard the synthetic image?" and quitting.endswith("Quit and discard it?")
+    assert title == "Quit AI-MEDX Desktop?" and "has been neither exported nor sent and will be lost" in quitting
     dialogs.export_request = ExportRequest("png", tmp_path / "out")
     assert win.export("png")
     wait_idle(qtbot, win)
@@ -716,7 +717,9 @@ def test_quit_during_a_conversion_asks_and_no_keeps_it_running(qtbot, with_tiny_
     qtbot.waitUntil(started.is_set, timeout=TIMEOUT_MS)
     dialogs.confirm_answer = False
     assert not win.close() and win.worker.busy and not win._close_pending
-    assert dialogs.confirmations == [("Quit AI-MEDX Desktop?", "The conversion is still running.\n\nQuit and cancel it?")]
+    assert dialogs.confirmations == [
+        ("Quit AI-MEDX Desktop?", "The conversion is still running and will be cancelled.\n\nQuit anyway?")
+    ]
     release.set()
     wait_idle(qtbot, win)
     assert win.synthetic_scan is not None and win.isVisible()
@@ -744,3 +747,19 @@ def test_a_cancel_too_late_to_stop_an_export_reports_the_files_it_wrote(qtbot, w
     assert len(list((tmp_path / "out").glob("synthetic_mr_*.png"))) == ct_scan.n_slices
     assert win.statusBar().currentMessage() == f"Wrote {ct_scan.n_slices} PNG file(s) to {tmp_path / 'out'}"
     assert not win.synthetic_unsaved
+
+
+def test_a_terminating_signal_while_quit_asks_closes_the_window(qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    win.show()
+    convert(qtbot, win)
+
+    def signal_arrives_during_the_question(title, text):
+        dialogs.confirmations.append((title, text))
+        win.close_without_asking()
+        return False  # the question, closed by the signal, answers No
+
+    monkeypatch.setattr(dialogs, "confirm", signal_arrives_during_the_question)
+    win.close()
+    assert not win.isVisible() and len(dialogs.confirmations) == 1  # the system asked to close: it closed

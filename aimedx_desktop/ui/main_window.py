@@ -20,6 +20,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QLabel,
     QMainWindow,
@@ -411,7 +412,9 @@ class MainWindow(QMainWindow):
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            self.open_path(paths[0])
+            # After the drop returns: open_path may ask a question, and a modal dialog inside a
+            # drop would hold the program the file came from until it is answered.
+            QTimer.singleShot(0, lambda: self.open_path(paths[0]))
 
     # --- models -------------------------------------------------------------------------
     @property
@@ -675,7 +678,9 @@ class MainWindow(QMainWindow):
         """Why Convert cannot run once the engine has started or failed, or None when it can."""
         if self.engine_problem is not None:
             return f"The conversion engine did not start: {self.engine_problem.splitlines()[0]}"
-        return None if self.model is not None or not self.engine_ready else NO_MODEL_TEXT
+        if not self.engine_ready:
+            return "The conversion engine is still starting…"
+        return None if self.model is not None else NO_MODEL_TEXT
 
     # --- help ---------------------------------------------------------------------------
     def show_shortcuts(self) -> None:
@@ -690,8 +695,14 @@ class MainWindow(QMainWindow):
     # --- closing ------------------------------------------------------------------------
     def close_without_asking(self) -> bool:
         """Close as Quit does, but without asking about a running job or an unsaved synthetic
-        image: for a terminating signal (the system is going down) and for scripts."""
+        image: for a terminating signal (the system is going down) and for scripts.
+
+        A question open at that moment is closed (answered No); when it is Quit's own, Qt refuses
+        this second close, and closeEvent goes on closing once the question returns."""
         self._close_confirmed = True
+        question = QApplication.activeModalWidget()
+        if question is not None:
+            question.close()
         return self.close()
 
     def _may_discard_synthetic(self, action: str) -> bool:
@@ -706,18 +717,23 @@ class MainWindow(QMainWindow):
         )
 
     def _may_quit(self) -> bool:
-        job = self._job
+        """True when quitting loses nothing, or the user agrees to what it would lose."""
+        job, scan = self._job, self.synthetic_scan
+        losses = []
         if self.worker.busy and job is not None and job.activity:
-            return self.dialogs.confirm("Quit AI-MEDX Desktop?", f"{job.activity[:1].upper()}{job.activity[1:]} is still "
-                                        "running.\n\nQuit and cancel it?")
-        return self._may_discard_synthetic("Quit")
+            losses.append(f"{job.activity[:1].upper()}{job.activity[1:]} is still running and will be cancelled.")
+        if self.synthetic_unsaved and scan is not None:
+            losses.append(f"The synthetic {scan.modality.value} ({scan.n_slices} slice(s)) has been neither exported "
+                          "nor sent and will be lost.")
+        return not losses or self.dialogs.confirm("Quit AI-MEDX Desktop?", "\n".join(losses) + "\n\nQuit anyway?")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Close once no job thread runs: destroying a running QThread aborts the process. A user's
         Quit first asks before it cancels a conversion, export or transfer, or drops an unsaved
         synthetic image."""
         if not (self._close_confirmed or self._close_pending):
-            if not self._may_quit():
+            # A terminating signal during the question sets _close_confirmed: it closes whatever the answer.
+            if not self._may_quit() and not self._close_confirmed:
                 event.ignore()
                 return
             self._close_confirmed = True
