@@ -66,3 +66,18 @@ def test_without_hard_links_the_name_is_claimed_exclusively(tmp_path, ge_instanc
     temporary.write_bytes(encoded)
     assert not inbox_module._name_new(temporary, path)
     assert path.read_bytes() == b"someone else's file"
+
+
+def test_a_series_whose_header_could_not_be_read_is_read_again_when_it_changes(tmp_path, ge_instance):
+    ds, encoded = ge_instance
+    folder = instance_path(tmp_path / "inbox", ds).parent
+    folder.mkdir(parents=True)
+    (folder / "0.damaged.dcm").write_bytes(b"not DICOM")  # sorts first: the header the listing reads
+    index = InboxIndex(tmp_path / "inbox")
+    [blank] = index.poll()
+    assert (blank.modality, blank.patient_id, blank.files) == ("", "", 1)
+    store_instance(tmp_path / "inbox", ds, encoded)
+    assert [s.files for s in index.poll()] == [2]
+    (folder / "0.damaged.dcm").unlink()
+    [series] = index.poll()
+    assert (series.modality, series.patient_id, series.files) == ("CT", "QMNx85rKkkg", 1)

@@ -143,6 +143,7 @@ class InboxIndex:
         self.inbox = inbox
         self._counts: dict[Path, int] | None = None
         self._known: dict[Path, InboxSeries] = {}
+        self._unread: set[Path] = set()  # series whose header could not be read: tried again on a change
 
     def poll(self) -> list[InboxSeries] | None:
         """The series, newest study date first, when anything changed since the last poll (the
@@ -150,12 +151,20 @@ class InboxIndex:
         counts = {folder: len(_received(folder)) for folder in _series_folders(self.inbox)}
         if counts == self._counts:
             return None
-        known = {}
+        known, unread = {}, set()
         for folder, count in counts.items():
-            if count:
-                seen = self._known.get(folder)
-                known[folder] = dataclasses.replace(seen, files=count) if seen else _summary(folder, series_files(folder))
-        self._counts, self._known = counts, known
+            seen = self._known.get(folder)
+            if not count:
+                continue
+            if seen is not None and folder not in self._unread:
+                known[folder] = dataclasses.replace(seen, files=count)
+                continue
+            files = series_files(folder)
+            header = _header(files[0])
+            if header is None:
+                unread.add(folder)
+            known[folder] = _summary(folder, files, header or Dataset())
+        self._counts, self._known, self._unread = counts, known, unread
         return sorted(known.values(), key=lambda s: (s.study_date, s.study_uid, s.series_uid), reverse=True)
 
 
@@ -165,11 +174,17 @@ def list_inbox(inbox: Path) -> list[InboxSeries]:
     return InboxIndex(inbox).poll() or []
 
 
-def _summary(folder: Path, files: list[Path]) -> InboxSeries:
+def _header(path: Path) -> Dataset | None:
+    """The summary tags of one received file, or None when it cannot be read."""
     try:
-        ds = pydicom.dcmread(files[0], stop_before_pixels=True, specific_tags=list(_SUMMARY_TAGS))
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_SUMMARY_TAGS))
     except Exception:  # a damaged file: pydicom raises many types; the folder still lists
-        ds = Dataset()
+        return None
+
+
+def _summary(folder: Path, files: list[Path], ds: Dataset) -> InboxSeries:
+    """The series in `folder` as its header `ds` describes it (what its folder names say where
+    the header is empty)."""
     date = str(ds.get("StudyDate", "") or "")
     description = str(ds.get("SeriesDescription", "") or ds.get("StudyDescription", "") or "")
     return InboxSeries(
