@@ -145,12 +145,9 @@ def _run(handler, args: argparse.Namespace) -> int:
 
     try:
         return handler(args)
-    except Terminated as stop:
-        print(f"\nstopped by {stop}", file=sys.stderr)
-        return stop.exit_status
-    except KeyboardInterrupt:
-        print("\ncancelled", file=sys.stderr)
-        return EXIT_CANCELLED
+    except KeyboardInterrupt as stop:  # Ctrl-C, or a terminating signal (Terminated)
+        print(f"\nstopped by {stop}" if isinstance(stop, Terminated) else "\ncancelled", file=sys.stderr)
+        return stopped_status(stop)
     except Cancelled:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED

@@ -255,6 +255,24 @@ def test_replacing_a_longer_series_removes_its_extra_slices_and_its_map(tmp_path
     assert sorted(tmp_path.iterdir()) == new == [tmp_path / "synthetic_ct_0001.dcm", tmp_path / "synthetic_ct_0002.dcm"]
 
 
+def test_a_failed_replacement_puts_the_longer_series_back_whole(tmp_path, ct_from_nifti, monkeypatch):
+    old = export_scan(ct_from_nifti, tmp_path, fmt="dicom")
+    before = sha256(old)
+    shorter = dataclasses.replace(ct_from_nifti, voxels=ct_from_nifti.voxels[:2],
+                                  geometry=ct_from_nifti.geometry.subset(slice(0, 2)))
+    real_replace = atomic.os.replace
+
+    def replace(source, target):
+        if str(source).endswith(".partial") and Path(target).name == "synthetic_ct_0002.dcm":
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(ExportError, match="the disk is full"):
+        export_scan(shorter, tmp_path, fmt="dicom", overwrite=True)
+    assert sorted(tmp_path.iterdir()) == old and sha256(old) == before  # slices 3 and 4 are back too
+
+
 def test_a_failed_overwrite_puts_the_old_series_back(tmp_path, ct_from_nifti, monkeypatch):
     previous = export_scan(ct_from_nifti, tmp_path, fmt="dicom")
     before = sha256(previous)
@@ -444,6 +462,7 @@ def test_made_up_slice_positions_get_a_frame_of_reference_of_their_own(tmp_path,
     original = pydicom.dcmread(source_files[0])
     assert {ds.FrameOfReferenceUID for ds in images} == {images[0].FrameOfReferenceUID} != {original.FrameOfReferenceUID}
     assert images[0].StudyInstanceUID == original.StudyInstanceUID  # still the same patient's study
+    assert original.PositionReferenceIndicator == "OM" and images[0].PositionReferenceIndicator == ""
     for image, uncertainty in zip(images, maps):
         assert uncertainty.FrameOfReferenceUID == image.FrameOfReferenceUID
         assert uncertainty.ImagePositionPatient == image.ImagePositionPatient

@@ -110,15 +110,22 @@ class SliceSet:
         return {"slices": len(self.slices), "skipped_almost_empty": self.skipped_empty}
 
 
+def source_file(source: str) -> str:
+    """The file name of a slice's source key (SliceSet.sources are `file[index]`)."""
+    return source.rsplit("[", 1)[0]
+
+
 def check_pair_names(ct_names: Sequence[str], mr_names: Sequence[str]) -> None:
     """Pairs are matched by name: refuse a shared name that more than one input on a side
     carries (p1/img.png and p2/img.png), which would pair one patient's CT with another's MR."""
     ct_counts, mr_counts = Counter(ct_names), Counter(mr_names)
     clashing = sorted(name for name in ct_counts.keys() & mr_counts.keys() if ct_counts[name] > 1 or mr_counts[name] > 1)
     if clashing:
+        files = sorted({source_file(name) for name in clashing})  # a volume's slices are one file
+        first = clashing[0]
         raise UserError(
-            f"pairs are matched by file name, but {len(clashing)} shared name(s) belong to more than one input "
-            f"(e.g. {clashing[0]}: {ct_counts[clashing[0]]} CT, {mr_counts[clashing[0]]} MR); give each pair a name of its own"
+            f"pairs are matched by file name, but {len(files)} shared name(s) belong to more than one input "
+            f"(e.g. {files[0]}: {ct_counts[first]} CT, {mr_counts[first]} MR); give each pair a name of its own"
         )
 
 
@@ -161,7 +168,7 @@ def harmonize_ct_levels(ct: SliceSet, pattern: str, units_per_model_unit: float)
     Returns the offset per export in HU.
     """
     compiled = re.compile(pattern)
-    file_names = [source.rsplit("[", 1)[0] for source in ct.sources]  # sources are `file[index]`
+    file_names = [source_file(source) for source in ct.sources]
     if not any(compiled.search(name) for name in file_names):
         raise UserError(f"--ct-level-groups {pattern!r} matches none of the CT file names (e.g. {file_names[0]})")
     keys = [export_key(name, compiled) for name in file_names]

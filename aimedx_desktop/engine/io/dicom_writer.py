@@ -144,6 +144,7 @@ class DicomSeriesWriter:
                 # The positions are made up (_plane): in the source's frame of reference, viewers
                 # would take them as registered to it and link or fuse the two wrongly.
                 ds.FrameOfReferenceUID = generate_uid()
+                ds.PositionReferenceIndicator = ""  # the source's landmark does not anchor this frame
         else:
             _placeholder_study(ds, provenance.source_format, target, now)
         model = f"{provenance.model_name} {provenance.model_version}"
