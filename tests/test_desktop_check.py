@@ -98,6 +98,27 @@ def test_the_installed_pyside6_keeps_its_references_across_signals():
     assert sys.getrefcount(True) >= before - 2  # asking costs nothing either way
 
 
+def test_a_broken_emit_is_named_and_its_stolen_references_given_back(monkeypatch):
+    """As PySide6 6.12.0 behaves: every emit takes one reference to True away."""
+    import PySide6
+
+    real_count = sys.getrefcount
+    counted = []
+
+    def count_as_if_each_emit_stole_one(obj):
+        if obj is not True:
+            return real_count(obj)
+        counted.append(True)
+        return 1000 if len(counted) == 1 else 1000 - desktop_check.EMIT_PROBES
+
+    gave_back = []
+    monkeypatch.setattr(desktop_check.sys, "getrefcount", count_as_if_each_emit_stole_one)
+    monkeypatch.setattr(desktop_check.ctypes.pythonapi, "Py_IncRef", lambda obj: gave_back.append(obj.value))
+    line = desktop_check.signal_problem()
+    assert line.startswith(f"error: PySide6 {PySide6.__version__} is broken: each Qt signal drops a reference")
+    assert gave_back == [True] * desktop_check.EMIT_PROBES
+
+
 def test_aimedx_refuses_a_broken_pyside6_in_one_line(monkeypatch, capsys):
     from aimedx_desktop import cli
 

@@ -216,11 +216,14 @@ class TrainConfig:
 
 @contextlib.contextmanager
 def _replaced_atomically(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target` to write; renamed over `target` when the block ends, and
+    """A temporary path beside `target` to write; flushed to disk and renamed over `target` when
+    the block ends (so a power cut leaves the old file or the new one, never an empty one), and
     removed when it fails or is interrupted (the previous `target` stays as it was)."""
     partial = target.with_name(target.name + ".partial")
     try:
         yield partial
+        with partial.open("r+b") as written:
+            os.fsync(written.fileno())
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
