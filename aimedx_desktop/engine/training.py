@@ -12,14 +12,13 @@ all-reduce gives the same result as DDP and works for any such graph.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import os
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from aimedx_desktop.engine.datasets import (
 from aimedx_desktop.engine.errors import UserError, first_line
 from aimedx_desktop.engine.evaluation import evaluate, record_in_card
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
+from aimedx_desktop.engine.io.atomic import staged_files
 from aimedx_desktop.engine.networks import UPSAMPLING, GeneratorConfig, PatchDiscriminator, build_generator, init_weights
 from aimedx_desktop.engine.scan import Modality
 from aimedx_desktop.engine.cancel import CancelToken
@@ -214,19 +214,12 @@ class TrainConfig:
         return self.epochs + self.epochs_decay
 
 
-@contextlib.contextmanager
-def _replaced_atomically(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target` to write; flushed to disk and renamed over `target` when
-    the block ends (so a power cut leaves the old file or the new one, never an empty one), and
-    removed when it fails or is interrupted (the previous `target` stays as it was)."""
-    partial = target.with_name(target.name + ".partial")
-    try:
-        yield partial
-        with partial.open("r+b") as written:
-            os.fsync(written.fileno())
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+def _replace(target: Path, write: Callable[[Path], None]) -> None:
+    """Write `target` all or nothing (engine.io.atomic): an interrupted or failed write leaves
+    the previous file as it was, and no temporary file behind."""
+    with staged_files() as staged:
+        staged.stage(target, write)
+        staged.commit(overwrite=True)
 
 
 def option_flag(name: str) -> str:
@@ -585,11 +578,13 @@ class Trainer:
     def _write_losses(self) -> None:
         """losses.csv: one row per epoch of the checkpoint, rewritten from its history after each
         save, so that an epoch interrupted and run again on resume is listed once."""
-        with _replaced_atomically(self.out / LOSSES_NAME) as partial:
-            with partial.open("w", newline="", encoding="utf-8") as handle:
+        def write(path: Path) -> None:
+            with path.open("w", newline="", encoding="utf-8") as handle:
                 writer = csv.DictWriter(handle, fieldnames=list(self.history[0]))
                 writer.writeheader()
                 writer.writerows(self.history)
+
+        _replace(self.out / LOSSES_NAME, write)
 
     @torch.no_grad()
     def _write_samples(self, dataset: TrainingSlices) -> None:
@@ -626,8 +621,8 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Atomic: write a temporary file, then rename over the previous checkpoint."""
         target = self.out / CHECKPOINT_NAME
-        with _replaced_atomically(target) as partial:
-            torch.save(self.checkpoint_state(), partial)
+        state = self.checkpoint_state()
+        _replace(target, lambda path: torch.save(state, path))
         return target
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:

@@ -30,11 +30,15 @@ class StagedFiles:
         self._retired: list[Path] = []
 
     def stage(self, final: Path, write: Callable[[Path], None]) -> None:
-        """Call write(temporary_path); an OSError is reported against `final`, the name the user knows."""
+        """Call write(temporary_path), then flush the file to disk, so that once renamed a power
+        cut leaves the old file or the new one, never an empty one. An OSError is reported
+        against `final`, the name the user knows."""
         temporary = _hidden_name(final, "partial")
         self._staged.append((temporary, final))
         try:
             write(temporary)
+            with temporary.open("r+b") as written:
+                os.fsync(written.fileno())
         except OSError as error:
             raise OSError(error.errno, os_error_reason(error), str(final)) from error
 
