@@ -705,26 +705,26 @@ class MainWindow(QMainWindow):
             question.close()
         return self.close()
 
-    def _may_discard_synthetic(self, action: str) -> bool:
-        """True when nothing unsaved would be lost, or the user agrees to lose it for `action`."""
+    def _unsaved_synthetic(self) -> str | None:
+        """'The synthetic CT (n slice(s)) has been neither exported nor sent', or None when nothing is unsaved."""
         scan = self.synthetic_scan
         if not self.synthetic_unsaved or scan is None:
-            return True
-        return self.dialogs.confirm(
-            "Discard the synthetic image?",
-            f"The synthetic {scan.modality.value} ({scan.n_slices} slice(s)) has been neither exported nor sent.\n\n"
-            f"{action} and discard it?",
-        )
+            return None
+        return f"The synthetic {scan.modality.value} ({scan.n_slices} slice(s)) has been neither exported nor sent"
+
+    def _may_discard_synthetic(self, action: str) -> bool:
+        """True when nothing unsaved would be lost, or the user agrees to lose it for `action`."""
+        unsaved = self._unsaved_synthetic()
+        return unsaved is None or self.dialogs.confirm("Discard the synthetic image?", f"{unsaved}.\n\n{action} and discard it?")
 
     def _may_quit(self) -> bool:
         """True when quitting loses nothing, or the user agrees to what it would lose."""
-        job, scan = self._job, self.synthetic_scan
+        job, unsaved = self._job, self._unsaved_synthetic()
         losses = []
         if self.worker.busy and job is not None and job.activity:
             losses.append(f"{job.activity[:1].upper()}{job.activity[1:]} is still running and will be cancelled.")
-        if self.synthetic_unsaved and scan is not None:
-            losses.append(f"The synthetic {scan.modality.value} ({scan.n_slices} slice(s)) has been neither exported "
-                          "nor sent and will be lost.")
+        if unsaved is not None:
+            losses.append(f"{unsaved} and will be lost.")
         return not losses or self.dialogs.confirm("Quit AI-MEDX Desktop?", "\n".join(losses) + "\n\nQuit anyway?")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802

@@ -153,9 +153,9 @@ class InboxIndex:
             return None
         known, unread = {}, set()
         for folder, count in counts.items():
-            seen = self._known.get(folder)
             if not count:
                 continue
+            seen = self._known.get(folder)
             if seen is not None and folder not in self._unread:
                 known[folder] = dataclasses.replace(seen, files=count)
                 continue
