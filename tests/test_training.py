@@ -140,6 +140,36 @@ def test_train_cli_end_to_end_and_refuses_to_clobber(tmp_path, capsys):
     assert len(list(csv.DictReader((tmp_path / "run" / "losses.csv").open()))) == 2
 
 
+def test_a_full_disk_while_checkpointing_is_a_plain_sentence_and_leaves_no_temporary_file(tmp_path):
+    """A real refusal by the kernel (a file-size limit), which torch.save reports as RuntimeError."""
+    ct, mr = _phantom_folders(tmp_path / "data", n=2)
+    out = tmp_path / "run"
+    args = ["train", "--ct", str(ct), "--mr", str(mr), "--out", str(out), "--epochs", "1", "--epochs-decay", "0",
+            "--crop-size", "32", "--image-size", "64", "--ngf", "4", "--n-blocks", "1", "--ndf", "4"]
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))\n"
+        "from aimedx_desktop.cli import main\n"
+        f"sys.exit(main({args!r}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert done.returncode == 1 and errors == [
+        f"error: cannot write {out / 'checkpoint.pt'}: the file could not be written to the end (is the disk full?)"
+    ], done.stderr[-2000:]
+    assert list(out.iterdir()) == []
+
+
+def test_a_new_run_removes_what_a_killed_checkpoint_write_left(tmp_path):
+    ct, mr = _phantom_folders(tmp_path / "data", n=2)
+    leftover = tmp_path / "run" / ".checkpoint.pt.0a1b2c3d.partial"  # SIGKILL during torch.save
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"half a checkpoint")
+    train(_config(ct, mr, tmp_path / "run", epochs=1, epochs_decay=0))
+    assert not leftover.exists() and (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
 def test_two_process_gloo_step_runs_the_same_code(tmp_path):
     ct, mr = _phantom_folders(tmp_path / "data", n=4)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}

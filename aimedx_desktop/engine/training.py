@@ -41,7 +41,7 @@ from aimedx_desktop.engine.datasets import (
 from aimedx_desktop.engine.errors import UserError, first_line
 from aimedx_desktop.engine.evaluation import evaluate, record_in_card
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
-from aimedx_desktop.engine.io.atomic import staged_files
+from aimedx_desktop.engine.io.atomic import remove_leftovers, staged_files
 from aimedx_desktop.engine.networks import UPSAMPLING, GeneratorConfig, PatchDiscriminator, build_generator, init_weights
 from aimedx_desktop.engine.scan import Modality
 from aimedx_desktop.engine.cancel import CancelToken
@@ -220,6 +220,15 @@ def _replace(target: Path, write: Callable[[Path], None]) -> None:
     with staged_files() as staged:
         staged.stage(target, write)
         staged.commit(overwrite=True)
+
+
+def _save_state(state: dict[str, Any], path: Path) -> None:
+    """torch.save, with a write that fails part-way (a full disk) reported as the OSError it is:
+    torch raises RuntimeError ("unexpected pos …") for it."""
+    try:
+        torch.save(state, path)
+    except RuntimeError as error:
+        raise OSError(None, "the file could not be written to the end (is the disk full?)") from error
 
 
 def option_flag(name: str) -> str:
@@ -511,6 +520,7 @@ class Trainer:
         dataset = self.load_data()
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            remove_leftovers(self.out / CHECKPOINT_NAME)
         sampler = (
             DistributedSampler(dataset, self.dist.world_size, self.dist.rank, shuffle=True, seed=self.config.seed)
             if self.dist.enabled
@@ -622,7 +632,7 @@ class Trainer:
         """Atomic: write a temporary file, then rename over the previous checkpoint."""
         target = self.out / CHECKPOINT_NAME
         state = self.checkpoint_state()
-        _replace(target, lambda path: torch.save(state, path))
+        _replace(target, lambda path: _save_state(state, path))
         return target
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:

@@ -5,14 +5,17 @@ final name. Only when all of them are written are they renamed into place, so a 
 cancellation while writing (the slow, error-prone part: disk full, no permission) leaves the
 target folder exactly as it was. Renames within one folder are quick and atomic.
 
-When overwriting, each old file is first moved aside under a hidden backup name; a failure
-while renaming puts the old files back, and only a complete commit deletes the backups.
+When overwriting, each old file is first kept under a hidden backup name (a hard link, so the
+file itself stays in place until the new one is renamed over it in one step: a crash at any
+moment leaves the old file or the new one); a failure while renaming puts the old files back,
+and only a complete commit deletes the backups.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -55,8 +58,9 @@ class StagedFiles:
     def commit(self, overwrite: bool) -> list[Path]:
         """Rename every staged file to its final name; refuses to replace a file unless `overwrite`.
 
-        A file being replaced or retired is moved aside first, and its backup deleted once all are
-        in place."""
+        A file being replaced is backed up first and a retired one moved aside; the backups are
+        deleted once all are in place. From then on the set is committed: an interruption while
+        deleting backups must not make `discard` remove the new files."""
         for path in self._retired:
             backup = _hidden_name(path, "bak")
             os.replace(path, backup)
@@ -65,15 +69,15 @@ class StagedFiles:
             if final.is_file() or final.is_symlink():
                 if not overwrite:  # appeared since the caller checked
                     raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final))
-                backup = _hidden_name(final, "bak")
-                os.replace(final, backup)
-                self._backups.append((backup, final))
+                self._backups.append((_back_up(final), final))
             os.replace(temporary, final)
             self._committed.append(final)
-        for backup, _ in self._backups:
+        committed = self.paths
+        backups, self._staged, self._committed, self._backups = self._backups, [], [], []
+        for backup, _ in backups:
             with contextlib.suppress(OSError):  # the new series is in place; a leftover backup is harmless
                 backup.unlink()
-        return [final for _, final in self._staged]
+        return committed
 
     def discard(self) -> None:
         """Remove every temporary file and every file this set renamed into place, then put back
@@ -83,7 +87,38 @@ class StagedFiles:
                 path.unlink()
         for backup, final in reversed(self._backups):
             with contextlib.suppress(OSError):
-                os.replace(backup, final)
+                _put_back(backup, final)
+
+
+def _back_up(path: Path) -> Path:
+    """A hidden backup of the file `path`, which keeps its name: a hard link, so that renaming the
+    new file over `path` is the only step and no moment leaves `path` missing. Where the file
+    system has no hard links (FAT, some network shares), or `path` is a symbolic link, the file
+    is moved aside instead."""
+    backup = _hidden_name(path, "bak")
+    if not path.is_symlink():
+        with contextlib.suppress(OSError):
+            os.link(path, backup)
+            return backup
+    os.replace(path, backup)
+    return backup
+
+
+def _put_back(backup: Path, final: Path) -> None:
+    """Undo `_back_up`. A backup still linked to `final` (the new file never replaced it) is just
+    removed: renaming one link of a file onto another does nothing at all (POSIX rename)."""
+    if final.exists() and os.path.samefile(backup, final):
+        backup.unlink()
+    else:
+        os.replace(backup, final)
+
+
+def remove_leftovers(final: Path) -> None:
+    """Delete the temporary files that writes of `final` killed outright (power cut, SIGKILL: no
+    clean-up runs) left beside it. Only for a file no other process is writing."""
+    for leftover in final.parent.glob(f".{glob.escape(final.name)}.*.partial"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def _hidden_name(final: Path, kind: str) -> Path:
