@@ -8,7 +8,6 @@ socket otherwise.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -25,15 +24,20 @@ if TYPE_CHECKING:
 NODE = "AET@HOST:PORT"
 
 
+MAX_TIMEOUT = 86_400.0
+"""A day: a node silent that long is not coming back, and far larger values overflow the
+socket's timer ("timestamp out of range")."""
+
+
 def seconds(text: str) -> float:
-    """An argparse type: a positive, finite number of seconds. (pynetdicom reads 0 or less as
-    "wait forever", which no one asking for a timeout means.)"""
+    """An argparse type: a positive number of seconds up to MAX_TIMEOUT. (pynetdicom reads 0 or
+    less as "wait forever", which no one asking for a timeout means.)"""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds up to {MAX_TIMEOUT:g}, not {text}")
     return value
 
 
