@@ -298,6 +298,20 @@ def test_a_name_two_patients_share_is_refused_rather_than_paired_across_patients
     assert len(paired_slices(expand_inputs(ct[:1]), expand_inputs(mr[:1]), contract)) == 2
 
 
+def test_a_shared_name_is_refused_even_when_its_almost_empty_slices_are_dropped(tmp_path, capsys):
+    """Blank p1 CT and p2 MR slices drop out before pairing, and would leave p2's CT paired with p1's MR."""
+    first = _phantom_folders(tmp_path / "p1", n=1)
+    second = _phantom_folders(tmp_path / "p2", n=1)
+    for blank in (first[0] / "00000.png", second[1] / "00000.png"):
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(blank)
+    args = ["train", "--ct", str(first[0]), str(second[0]), "--mr", str(first[1]), str(second[1]), "--out",
+            str(tmp_path / "run"), "--paired", "--epochs", "1", "--epochs-decay", "0", "--crop-size", "32",
+            "--image-size", "64", "--ngf", "4", "--n-blocks", "1", "--ndf", "4"]
+    assert main(args) == 1
+    assert "(e.g. 00000.png: 2 CT, 2 MR)" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_slices_without_a_partner_train_the_unpaired_terms():
     from aimedx_desktop.engine.datasets import Augmentation, TrainingSlices
 

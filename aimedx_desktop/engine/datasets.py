@@ -115,23 +115,23 @@ def source_file(source: str) -> str:
     return source.rsplit("[", 1)[0]
 
 
-def check_pair_names(ct_names: Sequence[str], mr_names: Sequence[str]) -> None:
-    """Pairs are matched by name: refuse a shared name that more than one input on a side
-    carries (p1/img.png and p2/img.png), which would pair one patient's CT with another's MR."""
-    ct_counts, mr_counts = Counter(ct_names), Counter(mr_names)
+def check_pair_names(ct_paths: Sequence[Path], mr_paths: Sequence[Path]) -> None:
+    """Pairs are matched by file name: refuse a shared name that more than one input on a side
+    carries (p1/img.png and p2/img.png), which would pair one patient's CT with another's MR.
+    Checked on the inputs, before any slice is dropped as almost empty."""
+    ct_counts, mr_counts = Counter(p.name for p in ct_paths), Counter(p.name for p in mr_paths)
     clashing = sorted(name for name in ct_counts.keys() & mr_counts.keys() if ct_counts[name] > 1 or mr_counts[name] > 1)
     if clashing:
-        files = sorted({source_file(name) for name in clashing})  # a volume's slices are one file
         first = clashing[0]
         raise UserError(
-            f"pairs are matched by file name, but {len(files)} shared name(s) belong to more than one input "
-            f"(e.g. {files[0]}: {ct_counts[first]} CT, {mr_counts[first]} MR); give each pair a name of its own"
+            f"pairs are matched by file name, but {len(clashing)} shared name(s) belong to more than one input "
+            f"(e.g. {first}: {ct_counts[first]} CT, {mr_counts[first]} MR); give each pair a name of its own"
         )
 
 
 def pair_indices(ct: SliceSet, mr: SliceSet) -> list[tuple[int, int]]:
-    """(CT index, MR index) of the slices that share a source key and a grid."""
-    check_pair_names(ct.sources, mr.sources)
+    """(CT index, MR index) of the slices that share a source key and a grid (the inputs' names
+    already passed `check_pair_names`)."""
     mr_by_key = {key: i for i, key in enumerate(mr.sources)}
     return [
         (i, mr_by_key[key])
@@ -313,7 +313,7 @@ class SlicePair:
 
 def paired_slices(ct_paths: list[Path], mr_paths: list[Path], contract: IntensityContract) -> list[SlicePair]:
     """Pair CT and MR inputs by file name (volumes: slice by slice; shapes must agree)."""
-    check_pair_names([p.name for p in ct_paths], [p.name for p in mr_paths])
+    check_pair_names(ct_paths, mr_paths)
     mr_by_name = {p.name: p for p in mr_paths}
     pairs: list[SlicePair] = []
     for ct_path in ct_paths:

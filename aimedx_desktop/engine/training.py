@@ -34,6 +34,7 @@ from aimedx_desktop.engine.datasets import (
     Augmentation,
     SliceSet,
     TrainingSlices,
+    check_pair_names,
     expand_inputs,
     harmonize_ct_levels,
     paired_slices,
@@ -424,6 +425,8 @@ class Trainer:
         contract = config.contract
         ct_paths = expand_inputs(config.ct, config.exclude)
         mr_paths = expand_inputs(config.mr, config.exclude)
+        if config.paired:
+            check_pair_names(ct_paths, mr_paths)
         ct = SliceSet.load(ct_paths, Modality.CT, contract, config.image_size, config.min_foreground)
         mr = SliceSet.load(mr_paths, Modality.MR, contract, config.image_size, config.min_foreground)
         levels: dict[str, dict[str, float]] = {}
