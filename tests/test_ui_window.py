@@ -190,6 +190,55 @@ def test_an_engine_that_does_not_start_is_said_everywhere_and_views_still_work(
     assert not win.convert_action.isEnabled() and "did not start" in win.convert_action.toolTip()
 
 
+def _gated_engine(monkeypatch, fails: bool) -> threading.Event:
+    """Hold the engine's start-up until the returned event is set; then it starts, or fails."""
+    release = threading.Event()
+    real = jobs.device_description
+
+    def gated() -> str:
+        release.wait(10)
+        if fails:
+            raise RuntimeError("CUDA driver initialisation failed")
+        return real()
+
+    monkeypatch.setattr(jobs, "device_description", gated)
+    return release
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_no_model_is_imported_while_the_engine_starts(qtbot, tmp_path, monkeypatch, dialogs, fails, log_home):
+    """What the start-up finds would replace a model imported meanwhile (or leave Convert on after a failure)."""
+    release = _gated_engine(monkeypatch, fails)
+    monkeypatch.setenv("AIMEDX_RESOURCES", str(tmp_path / "resources"))
+    win = ui_app.create_window(settings_at(tmp_path / "settings.ini"), dialogs)
+    qtbot.addWidget(win)
+    try:
+        assert not win.import_model_action.isEnabled()
+        win.show_model_card()
+        assert dialogs.infos[-1] == ("Model card", "The conversion engine is still starting…")
+    finally:
+        release.set()  # a start-up thread still running when the window goes would abort the tests
+    qtbot.waitUntil(lambda: win.engine_ready or win.engine_problem is not None, timeout=TIMEOUT_MS)
+    assert win.import_model_action.isEnabled() is not fails
+    win.show_model_card()
+    expected = "The conversion engine did not start: Something went wrong" if fails else ui_main_window.NO_MODEL_TEXT
+    assert dialogs.infos[-1][1].startswith(expected)
+
+
+def test_closing_while_the_engine_starts_says_it_waits_rather_than_cancels(qtbot, tmp_path, monkeypatch, dialogs):
+    release = _gated_engine(monkeypatch, fails=False)
+    monkeypatch.setenv("AIMEDX_RESOURCES", str(tmp_path / "resources"))
+    win = ui_app.create_window(settings_at(tmp_path / "settings.ini"), dialogs)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        assert not win.close()
+        assert win.statusBar().currentMessage().startswith("Waiting for the current job to finish…")
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not win.isVisible(), timeout=TIMEOUT_MS)
+
+
 def test_first_start_notice_is_remembered_once_accepted(window, dialogs):
     assert ui_app.start(window, initial=None)
     assert dialogs.notices == 1 and window.settings.notice_accepted
@@ -747,6 +796,40 @@ def test_a_cancel_too_late_to_stop_an_export_reports_the_files_it_wrote(qtbot, w
     assert len(list((tmp_path / "out").glob("synthetic_mr_*.png"))) == ct_scan.n_slices
     assert win.statusBar().currentMessage() == f"Wrote {ct_scan.n_slices} PNG file(s) to {tmp_path / 'out'}"
     assert not win.synthetic_unsaved
+
+
+def test_a_terminating_signal_closes_a_dialog_that_opened_over_quits_question(qtbot, with_tiny_model, monkeypatch, ct_scan):
+    """Real message boxes: Quit asks, a transfer fails meanwhile and its error opens on top, then
+    the system asks the app to close. Nobody is there to answer either box."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    win.show()
+    convert(qtbot, win)  # unsaved: Quit asks
+    real = ui_dialogs.Dialogs(win)
+    monkeypatch.setattr(win.dialogs, "confirm", real.confirm)
+    left_open: list[str] = []
+
+    def answer_what_is_left() -> None:  # only when the signal failed to close them
+        while (dialog := QApplication.activeModalWidget()) is not None:
+            left_open.append(dialog.windowTitle())
+            dialog.close()
+
+    timers = []
+    for ms, act in ((200, lambda: real.error("Send failed", "the peer went away")), (600, win.close_without_asking),
+                    (5000, answer_what_is_left)):
+        timer = QTimer(win)
+        timer.setSingleShot(True)
+        timer.timeout.connect(act)
+        timer.start(ms)
+        timers.append(timer)
+    win.close()
+    qtbot.waitUntil(lambda: not win.isVisible(), timeout=TIMEOUT_MS)
+    for timer in timers:
+        timer.stop()
+    assert left_open == []
 
 
 def test_a_terminating_signal_while_quit_asks_closes_the_window(qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs):

@@ -475,7 +475,7 @@ class MainWindow(QMainWindow):
     def show_model_card(self) -> None:
         entry = self.model
         if entry is None:
-            self.dialogs.info("Model card", NO_MODEL_TEXT)
+            self.dialogs.info("Model card", self._no_conversion_text() or NO_MODEL_TEXT)
             return
         self.dialogs.text(f"Model card — {entry.label}", entry.card_text())
 
@@ -656,7 +656,8 @@ class MainWindow(QMainWindow):
         has_model = self.model is not None
         for action in (self.open_action, self.open_folder_action):
             action.setEnabled(not busy)
-        self.import_model_action.setEnabled(not busy and self.engine_problem is None)
+        # Not while the engine starts: the models it finds would replace one imported meanwhile.
+        self.import_model_action.setEnabled(not busy and self.engine_ready)
         self.model_menu.setEnabled(not busy)
         self.recent_menu.setEnabled(not busy)
         self.convert_action.setEnabled(not busy and has_model and self.source_scan is not None)
@@ -697,12 +698,13 @@ class MainWindow(QMainWindow):
         """Close as Quit does, but without asking about a running job or an unsaved synthetic
         image: for a terminating signal (the system is going down) and for scripts.
 
-        A question open at that moment is closed (answered No); when it is Quit's own, Qt refuses
-        this second close, and closeEvent goes on closing once the question returns."""
+        Every dialog open at that moment is closed (a question answers No); when one is Quit's own
+        question, Qt refuses this second close, and closeEvent goes on closing once it returns."""
         self._close_confirmed = True
-        question = QApplication.activeModalWidget()
-        if question is not None:
-            question.close()
+        closed: set[int] = set()  # a dialog that refuses to close must not stop the loop forever
+        while (dialog := QApplication.activeModalWidget()) is not None and id(dialog) not in closed:
+            closed.add(id(dialog))
+            dialog.close()  # an error box that opened on top of Quit's question, then the question
         return self.close()
 
     def _unsaved_synthetic(self) -> str | None:
@@ -742,7 +744,9 @@ class MainWindow(QMainWindow):
         if not all(worker.wait(CLOSE_WAIT_MS) for worker in (self.worker, self._startup)):
             event.ignore()
             self._close_pending = True
-            self.statusBar().showMessage("Cancelling the current job… the window closes when it has stopped")
+            cancelling = all(worker.cancellable for worker in (self.worker, self._startup) if worker.busy)
+            doing = "Cancelling the current job…" if cancelling else "Waiting for the current job to finish…"
+            self.statusBar().showMessage(f"{doing} the window closes when it has stopped")
             return
         self.settings.store.setValue("geometry", self.saveGeometry())
         self.settings.store.sync()
