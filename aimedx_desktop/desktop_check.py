@@ -18,6 +18,7 @@ of every library in PACKAGES: what CI installs and the READMEs list.
 from __future__ import annotations
 
 import ctypes
+import gc
 import importlib.util
 import os
 import re
@@ -161,10 +162,16 @@ def signal_problem() -> str | None:
         fired = Signal()
 
     probe = Probe()
-    before = sys.getrefcount(True)
-    for _ in range(EMIT_PROBES):
-        probe.fired.emit()
-    lost = before - sys.getrefcount(True)
+    collecting = gc.isenabled()
+    gc.disable()  # a collection between the two counts could free references to True by itself
+    try:
+        before = sys.getrefcount(True)
+        for _ in range(EMIT_PROBES):
+            probe.fired.emit()
+        lost = before - sys.getrefcount(True)
+    finally:
+        if collecting:
+            gc.enable()
     for _ in range(max(lost, 0)):
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
     if lost < EMIT_PROBES // 2:

@@ -119,6 +119,23 @@ def test_a_broken_emit_is_named_and_its_stolen_references_given_back(monkeypatch
     assert gave_back == [True] * desktop_check.EMIT_PROBES
 
 
+def test_no_garbage_collection_runs_between_the_two_counts(monkeypatch):
+    """A collection there could free references to True by itself and fail a healthy PySide6."""
+    import gc
+
+    real_count, collecting = sys.getrefcount, []
+
+    def count(obj):
+        if obj is True:
+            collecting.append(gc.isenabled())
+        return real_count(obj)
+
+    monkeypatch.setattr(desktop_check.sys, "getrefcount", count)
+    assert gc.isenabled()
+    desktop_check.signal_problem()
+    assert collecting == [False, False] and gc.isenabled()
+
+
 def test_aimedx_refuses_a_broken_pyside6_in_one_line(monkeypatch, capsys):
     from aimedx_desktop import cli
 
