@@ -232,7 +232,7 @@ def test_modality_rules(tmp_path):
         read_scan(ct, modality="pet")
 
 
-def test_window_first_value_and_monochrome1_inverted_after_rescale(tmp_path):
+def test_window_first_value_and_an_mr_in_monochrome1_inverted_after_rescale(tmp_path):
     path = tmp_path / "m1.dcm"
     stored = ramp(1)
     make_dicom(
@@ -248,8 +248,20 @@ def test_window_first_value_and_monochrome1_inverted_after_rescale(tmp_path):
     scan = read_scan(path)
     rescaled = stored * 2.0 - 100.0
     np.testing.assert_array_equal(scan.voxels[0], rescaled.max() + rescaled.min() - rescaled)
-    assert scan.display_window == (40.0, 400.0)
+    assert scan.display_window == (rescaled.max() + rescaled.min() - 40.0, 400.0)  # the same tissue, now inverted
     assert any("MONOCHROME1" in w for w in scan.warnings)
+
+
+def test_a_monochrome1_ct_keeps_its_hounsfield_units(tmp_path):
+    """MONOCHROME1 is a display instruction; inverting HU would turn air into bone."""
+    path = tmp_path / "m1.dcm"
+    stored = ramp(1)
+    make_dicom(path, stored, modality="CT", slope=1.0, intercept=-1024.0, photometric="MONOCHROME1",
+               WindowCenter=40, WindowWidth=400)
+    scan = read_scan(path)
+    np.testing.assert_array_equal(scan.voxels[0], stored - 1024.0)
+    assert scan.display_window == (40.0, 400.0)
+    assert any("MONOCHROME1" in w and "HU kept" in w for w in scan.warnings)
 
 
 def test_enhanced_multiframe_uses_functional_groups(tmp_path):

@@ -408,13 +408,20 @@ def _build_scan(slices: list[_Slice], source: Path, modality: Modality, warnings
     voxels, non_finite = replace_non_finite(np.stack([s.pixels for s in slices]))  # float pixel data may hold NaN
     if non_finite:
         warnings.append(non_finite)
+    first = slices[0]
+    window = first.window
     inverted = np.array([s.monochrome1 for s in slices])
-    if inverted.any():  # after rescale: value -> max + min - value over the MONOCHROME1 slices
-        voxels[inverted] = voxels[inverted].max() + voxels[inverted].min() - voxels[inverted]
+    if inverted.any() and modality is Modality.CT:
+        # MONOCHROME1 says how to display, not what the values mean: rescaled CT values are HU.
+        warnings.append("MONOCHROME1 image (meant to show low values bright): HU kept, shown with higher values brighter")
+    elif inverted.any():  # MR has no unit: after rescale, value -> max + min - value, as it is meant to look
+        low, high = float(voxels[inverted].min()), float(voxels[inverted].max())
+        voxels[inverted] = high + low - voxels[inverted]
+        if window is not None and first.monochrome1:
+            window = (high + low - window[0], window[1])
         warnings.append("MONOCHROME1 image inverted so that higher values are brighter")
     warnings += sorted({s.note for s in slices if s.note})
     warnings += _problem_notes(slices)
-    first = slices[0]
     if first.pixel_spacing is None:
         warnings.append("pixel spacing not stated; assuming 1 mm")
     geometry = Geometry(
@@ -430,7 +437,7 @@ def _build_scan(slices: list[_Slice], source: Path, modality: Modality, warnings
         geometry=geometry,
         provenance=Provenance(tuple(str(p) for p in dict.fromkeys(s.path for s in slices)), "dicom"),
         dicom_headers=[s.header for s in slices],
-        display_window=first.window,
+        display_window=window,
         description=_description(first.header),
         warnings=tuple(warnings),
     )
