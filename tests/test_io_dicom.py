@@ -512,6 +512,24 @@ def test_files_compressed_by_dcmtk(tmp_path, tool, options, exact):
         assert np.abs(scan - expected).mean() < 2.0
 
 
+@pytest.mark.parametrize("tool, options", [("dcmcjpeg", ["+e1"]), ("dcmcjpls", []), ("dcmcrle", [])])
+def test_signed_12_bit_ct_compressed_by_dcmtk_keeps_its_negative_hu(tmp_path, tool, options):
+    """Air at -1000 HU, stored in 12 of 16 bits: a JPEG-LS stream decodes without its sign."""
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} not found: install dcmtk (apt-get install dcmtk) to run this test")
+    rows, cols = np.mgrid[:32, :32]
+    hu = (rows * 90 + cols * 3 - 1500).astype(np.int16)  # -1500 ... 1383
+    source = tmp_path / "source.dcm"
+    ds = make_dicom(source, hu, modality="CT", intercept=0.0)
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.PixelData = (hu.view(np.uint16) & 0x0FFF).tobytes()  # the sign bit is bit 11; bits 12-15 are 0
+    ds.save_as(source, enforce_file_format=True)
+    compressed = tmp_path / "compressed.dcm"
+    subprocess.run([tool, *options, str(source), str(compressed)], check=True, capture_output=True, timeout=60)
+    np.testing.assert_array_equal(read_scan(source).voxels[0], hu)
+    np.testing.assert_array_equal(read_scan(compressed).voxels[0], hu)
+
+
 # -- the real tilted head CT ---------------------------------------------------------------
 
 

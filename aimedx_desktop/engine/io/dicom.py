@@ -267,7 +267,7 @@ def _decode(ds: Dataset, path: Path) -> tuple[np.ndarray, str | None]:
         raise ScanReadError(path, problem)
     palette = ds.get("PhotometricInterpretation") == "PALETTE COLOR"
     try:
-        array = apply_color_lut(ds.pixel_array, ds) if palette else ds.pixel_array
+        array = apply_color_lut(ds.pixel_array, ds) if palette else _sign_extended(ds.pixel_array, ds)
     except Exception as exc:  # decoders raise many types on damaged or truncated pixel data
         raise ScanReadError(path, f"cannot decode the pixel data ({syntax.name}): {exc}") from exc
     note = None
@@ -275,6 +275,20 @@ def _decode(ds: Dataset, path: Path) -> tuple[np.ndarray, str | None]:
         note = color_warning(array)
         array = rgb_to_gray(array)
     return np.asarray(array, dtype=np.float32).reshape(-1, int(ds.Rows), int(ds.Columns)), note
+
+
+def _sign_extended(array: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Signed values stored in fewer bits than allocated, with their sign bit carried up.
+
+    pydicom does this for native data, but not for JPEG-LS streams coded at the allocated
+    precision (as DCMTK's dcmcjpls writes a 12-bit signed CT): air would read as +2596 HU.
+    For values already extended, and bits above HighBit that hold no pixel data, it changes nothing."""
+    bits = int(ds.get("BitsStored") or 0)
+    width = array.dtype.itemsize * 8
+    if int(ds.get("PixelRepresentation") or 0) != 1 or array.dtype.kind not in "iu" or not 0 < bits < width:
+        return array
+    signed = array.astype(np.dtype(f"int{width}"), copy=False)
+    return (signed << (width - bits)) >> (width - bits)
 
 
 def _promised_shape(ds: Dataset) -> tuple[int, ...]:
