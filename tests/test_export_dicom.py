@@ -85,6 +85,7 @@ def source_files(tmp_path) -> list[Path]:
         ds.SliceLocation = round(float(position @ normal), 4)
         ds.PixelSpacing = [0.8, 0.6]
         ds.KVP = 120
+        ds.BurnedInAnnotation = "NO"
         ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
         ds.set_pixel_data(np.full((ROWS, COLS), 1000 + index, np.uint16), "MONOCHROME2", 12, generate_instance_uid=False)
         path = folder / f"{index:02d}.dcm"
@@ -227,6 +228,33 @@ def test_deidentification_removes_identifiers_and_remaps_uids_consistently(tmp_p
     originals = [h.SOPInstanceUID for h in mr_from_dicom.dicom_headers]
     assert len(set(references)) == SLICES and not set(references) & set(originals)
     assert out[0].file_meta.MediaStorageSOPInstanceUID == out[0].SOPInstanceUID
+
+
+def test_burned_in_text_is_declared_and_refuses_a_deidentified_export(tmp_path, mr_from_dicom):
+    """The model can reproduce text burned into the source's pixels: not a clean series."""
+    mr_from_dicom.dicom_headers[2].BurnedInAnnotation = "YES"
+    written = export_scan(mr_from_dicom, tmp_path / "plain", fmt="dicom")
+    assert {pydicom.dcmread(p).BurnedInAnnotation for p in written} == {"YES"}
+    with pytest.raises(ExportError, match="burned-in annotation .* a de-identified export would not be clean"):
+        export_scan(mr_from_dicom, tmp_path / "deidentified", fmt="dicom", deidentify=True)
+    assert not (tmp_path / "deidentified").exists()
+
+
+def test_what_the_sources_do_not_say_is_not_claimed_and_lossy_stays_lossy(tmp_path, ct_from_nifti, mr_from_dicom):
+    (nifti,) = export_scan(dataclasses.replace(ct_from_nifti, voxels=ct_from_nifti.voxels[:1],
+                                               geometry=ct_from_nifti.geometry.subset(slice(0, 1))), tmp_path / "n", fmt="dicom")
+    ds = pydicom.dcmread(nifti)
+    assert "BurnedInAnnotation" not in ds and "LossyImageCompression" not in ds
+    jpeg = dataclasses.replace(ct_from_nifti, provenance=dataclasses.replace(ct_from_nifti.provenance, source_format="jpeg"))
+    ds = pydicom.dcmread(export_scan(jpeg, tmp_path / "j", fmt="dicom")[0])
+    assert (ds.LossyImageCompression, ds.LossyImageCompressionMethod) == ("01", "ISO_10918_1")
+    for header in mr_from_dicom.dicom_headers[1:]:
+        header.LossyImageCompression, header.LossyImageCompressionRatio = "01", 12.5
+        header.LossyImageCompressionMethod = "ISO_14495_1"
+    ds = pydicom.dcmread(export_scan(mr_from_dicom, tmp_path / "d", fmt="dicom")[0])
+    assert (ds.LossyImageCompression, float(ds.LossyImageCompressionRatio), ds.LossyImageCompressionMethod) == (
+        "01", 12.5, "ISO_14495_1")
+    assert_valid([nifti])
 
 
 def test_existing_files_are_replaced_only_when_asked(tmp_path, ct_from_nifti):

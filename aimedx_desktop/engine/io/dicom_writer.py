@@ -162,7 +162,10 @@ class DicomSeriesWriter:
         )
         ds.ContributingEquipmentSequence = Sequence(_contributing_equipment(source, model, target))
         ds.ContentQualification = "RESEARCH"
-        ds.BurnedInAnnotation = "NO"
+        burned_in = burned_in_annotation(scan)
+        if burned_in is not None:
+            ds.BurnedInAnnotation = burned_in
+        _copy_lossy_compression(scan, ds)
         ds.WindowCenter, ds.WindowWidth = _ds(window[0])[0], _ds(window[1])[0]
         if scan.modality is Modality.CT:
             ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "HU"
@@ -252,6 +255,29 @@ def _source_frames(scan: Scan) -> list[int | None]:
             taken[id(header)] = taken.get(id(header), 0) + 1
             frames.append(taken[id(header)])
     return frames
+
+
+def burned_in_annotation(scan: Scan) -> str | None:
+    """"YES" when a source slice has text burned into its pixels (the model can reproduce it),
+    "NO" when every source slice says it has none, None when the sources do not say."""
+    stated = {str(header.get("BurnedInAnnotation", "")).upper() for header in scan.dicom_headers or [None] if header}
+    if "YES" in stated:
+        return "YES"
+    return "NO" if stated == {"NO"} else None
+
+
+def _copy_lossy_compression(scan: Scan, ds: Dataset) -> None:
+    """Lossy Image Compression "01" once set must stay set in every derived image (PS3.3
+    C.7.6.1.1.5): from a source slice that has it, or from a JPEG file."""
+    lossy = [header for header in scan.dicom_headers or [] if header is not None and header.get("LossyImageCompression") == "01"]
+    if lossy:
+        ds.LossyImageCompression = "01"
+        for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
+            if lossy[0].get(keyword):
+                setattr(ds, keyword, lossy[0].get(keyword))
+    elif scan.provenance.source_format in ("jpeg", "mpo"):
+        ds.LossyImageCompression = "01"
+        ds.LossyImageCompressionMethod = "ISO_10918_1"
 
 
 def _copy_shared(source: Dataset, ds: Dataset) -> None:

@@ -25,7 +25,7 @@ from aimedx_desktop.engine.cancel import CancelToken
 from aimedx_desktop.engine.intensity import default_window
 from aimedx_desktop.engine.io.atomic import staged_files
 from aimedx_desktop.engine.io.deidentify import Deidentifier
-from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter
+from aimedx_desktop.engine.io.dicom_writer import DicomSeriesWriter, burned_in_annotation
 from aimedx_desktop.engine.io.errors import ExportError, os_error_reason
 from aimedx_desktop.engine.io.output import check_output, extension, planned_paths, stale_files
 from aimedx_desktop.engine.io.png_writer import PngSeriesWriter
@@ -74,6 +74,12 @@ def export_scan(
     window = window if window is not None else default_window(scan)
     if not window[1] > 0:
         raise ExportError(f"the window width must be positive, not {window[1]:g}")
+    if deidentify and fmt == "dicom" and burned_in_annotation(scan) == "YES":
+        raise ExportError(
+            "the source images are marked as holding burned-in annotation (text in the pixels, which may name "
+            "the patient and which the synthetic image can reproduce): a de-identified export would not be clean; "
+            "export without de-identifying, or remove the text from the source first"
+        )
     series = exported_series(scan, uncertainty)
     out_dir = Path(out_dir)
     check_output(scan, out_dir, fmt, overwrite, bits, uncertainty)
