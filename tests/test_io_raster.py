@@ -141,3 +141,50 @@ def test_nan_in_a_float_tiff_is_replaced_with_a_warning(tmp_path):
     assert scan.voxels[0, 1, 1] == 5.0 and np.isfinite(scan.voxels).all()
     (warning,) = scan.warnings
     assert warning == "1 voxel(s) were NaN or infinite: NaN and -inf set to the minimum 5, +inf to the maximum 16"
+
+
+def test_a_camera_rotation_tag_is_applied_as_viewers_show_it(tmp_path):
+    shown = np.tile(np.arange(100, dtype=np.uint8), (60, 1))  # 60 rows × 100 columns, dark on the left
+    shown[:10] = 255  # a bright top edge
+    stored = Image.fromarray(shown).transpose(Image.Transpose.ROTATE_90)  # the sensor's order
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    stored.save(tmp_path / "photo.png", exif=exif)
+    np.testing.assert_array_equal(read_scan(tmp_path / "photo.png", modality="mr").voxels[0], shown)
+
+
+def _png(path, pixels: np.ndarray, colour_type: int) -> None:
+    """A PNG written byte by byte: Pillow cannot write 16-bit colour or gray with alpha."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = pixels.shape[:2]
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("colour_type, channels, kind", [(2, 3, "RGB"), (4, 2, "gray with alpha"), (6, 4, "RGB with alpha")])
+def test_a_16_bit_colour_png_is_refused_rather_than_cut_to_8_bits(tmp_path, colour_type, channels, kind):
+    levels = np.repeat(np.arange(0, 61440, 960, dtype=np.uint16).reshape(8, 8)[..., None], channels, axis=2)
+    _png(tmp_path / "deep.png", levels, colour_type)
+    with pytest.raises(ScanReadError, match=f"deep.png: a 16-bit {kind} PNG would be read at 8 bits"):
+        read_scan(tmp_path / "deep.png", modality="mr")
+    _png(tmp_path / "gray.png", levels[..., 0], 0)  # 16-bit gray is read at full depth
+    np.testing.assert_array_equal(read_scan(tmp_path / "gray.png", modality="mr").voxels[0], levels[..., 0])
+
+
+def test_a_folder_larger_than_the_memory_left_is_refused_before_reading_it_all(tmp_path, monkeypatch):
+    """The machine's free memory is the one boundary a test cannot set: it is replaced."""
+    from aimedx_desktop.engine import limits
+
+    for index in range(4):
+        Image.fromarray(gradient(index, (64, 64))).save(tmp_path / f"{index}.png")
+    monkeypatch.setattr(limits, "available_memory", lambda: 100_000)
+    with pytest.raises(ScanReadError, match=r"4×64×64 voxels according to the first image's size: reading them needs about 0.3 MB"):
+        read_scan(tmp_path, modality="mr")
+    monkeypatch.setattr(limits, "available_memory", lambda: 10_000_000)
+    assert read_scan(tmp_path, modality="mr").n_slices == 4

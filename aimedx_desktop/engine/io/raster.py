@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from aimedx_desktop.engine.io._common import (
     color_warning,
@@ -27,6 +27,7 @@ from aimedx_desktop.engine.io._common import (
     rgb_to_gray,
 )
 from aimedx_desktop.engine.io.errors import ScanReadError
+from aimedx_desktop.engine.limits import scan_size_problem
 from aimedx_desktop.engine.io.png_writer import PngCalibration, read_calibration
 from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
 
@@ -67,6 +68,8 @@ def read_raster(path: Path, modality: Modality | None = None) -> Scan:
     notes: Counter[str] = Counter()
     for file in files:
         image = _read_image(file)
+        if not images and (problem := scan_size_problem((len(files), *image.pixels.shape), "the first image's size")):
+            raise ScanReadError(path, problem)
         if images and image.pixels.shape != images[0].pixels.shape:
             raise ScanReadError(
                 file,
@@ -112,13 +115,28 @@ def _provenance(files: list[Path], file_format: str, calibration: PngCalibration
     return Provenance(paths, file_format, True, name or None, version or None, direction, (CALIBRATED, *notes))
 
 
+def _png_depth_problem(file: Path) -> str | None:
+    """Why a PNG cannot be read at its full depth: Pillow reads 16-bit colour and 16-bit gray
+    with alpha as 8 bits per channel, which would silently cut 65,536 levels to 256."""
+    with file.open("rb") as stream:
+        header = stream.read(26)  # signature (8), IHDR length and type (8), width, height, depth, colour type
+    depth, colour_type = header[24], header[25]
+    if depth == 16 and colour_type in (2, 4, 6):
+        kind = {2: "RGB", 4: "gray with alpha", 6: "RGB with alpha"}[colour_type]
+        return f"a 16-bit {kind} PNG would be read at 8 bits; save it as 16-bit gray (no alpha) to keep its levels"
+    return None
+
+
 def _read_image(file: Path) -> _Image:
     """One image file as gray levels, or in physical units when it is the app's own PNG export."""
     try:
-        with Image.open(file) as image:
-            file_format = (image.format or file.suffix[1:]).lower()
-            notes = ["multi-page image: only the first page is read"] if getattr(image, "n_frames", 1) > 1 else []
-            calibration = read_calibration(getattr(image, "text", {}))
+        with Image.open(file) as opened:
+            file_format = (opened.format or file.suffix[1:]).lower()
+            notes = ["multi-page image: only the first page is read"] if getattr(opened, "n_frames", 1) > 1 else []
+            calibration = read_calibration(getattr(opened, "text", {}))
+            if file_format == "png" and (problem := _png_depth_problem(file)):
+                raise ScanReadError(file, problem)
+            image = ImageOps.exif_transpose(opened)  # as every viewer shows it (a camera's rotation tag)
             if image.mode in _GRAY_MODES:
                 pixels = np.asarray(image, dtype=np.float32)
             elif image.mode in ("LA", "La"):
@@ -127,6 +145,8 @@ def _read_image(file: Path) -> _Image:
                 rgb = np.asarray(image.convert("RGB"))
                 pixels = rgb_to_gray(rgb)
                 notes.insert(0, color_warning(rgb))
+    except ScanReadError:
+        raise
     except FileNotFoundError as exc:
         raise ScanReadError(file, "no such file") from exc
     except Image.UnidentifiedImageError as exc:
