@@ -475,6 +475,23 @@ def test_colour_multiframe_jpeg_baseline():
     assert any("colour" in w for w in scan.warnings) and any("InstanceNumber" in w for w in scan.warnings)
 
 
+def test_two_echoes_of_one_series_are_not_interleaved_and_copies_are_left_out(tmp_path):
+    """A dual-echo PD/T2 series: 4 positions × 2 echoes under one Series Instance UID."""
+    folder = tmp_path / "pd_t2"
+    folder.mkdir()
+    for echo in (1, 2):
+        for i in range(4):
+            make_dicom(folder / f"e{echo}_{i}.dcm", ramp(10 * echo + i), modality="MR", instance=4 * (echo - 1) + i + 1,
+                       position=(0.0, 0.0, 2.5 * i), intercept=0.0, EchoNumbers=echo)
+    shutil.copy(folder / "e1_2.dcm", folder / "e1_2 (copy).dcm")
+    scan = read_scan(folder)
+    assert scan.n_slices == 4
+    np.testing.assert_array_equal(scan.voxels[:, 0, 0], [100 * (10 + i) for i in range(4)])  # echo 1, in position order
+    assert any("left out 1 copy(ies)" in w for w in scan.warnings)
+    assert any("2 stacks at the same positions" in w and "read echo 1 (4 of 8 files)" in w for w in scan.warnings)
+    assert not any("uneven" in w for w in scan.warnings)
+
+
 # -- real tools: dcmtk -----------------------------------------------------------------------
 
 

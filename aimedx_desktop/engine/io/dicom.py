@@ -92,18 +92,19 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, modality: Mod
         series_uid = max(groups, key=lambda uid: _series_info(uid, groups[uid]).n_slices)
     elif series_uid not in groups:
         raise ScanReadError(folder, f"no series {series_uid} here; found {', '.join(groups)}")
-    promised = sum(math.prod(_promised_shape(ds)) for _, ds in groups[series_uid])
-    problem = scan_size_problem((promised,), f"the headers of its {len(groups[series_uid])} files")
+    warnings: list[str] = []
+    files = _one_stack(groups[series_uid], warnings)
+    promised = sum(math.prod(_promised_shape(ds)) for _, ds in files)
+    problem = scan_size_problem((promised,), f"the headers of its {len(files)} files")
     if problem is not None:
         raise ScanReadError(folder, problem)
-    warnings: list[str] = []
-    resolved = _modality(groups[series_uid][0][1], modality, folder, warnings)
+    resolved = _modality(files[0][1], modality, folder, warnings)
     if len(groups) > 1:
         chosen = _series_info(series_uid, groups[series_uid])
         warnings.append(f"folder holds {len(groups)} series; read {chosen.description or chosen.uid}")
     slices: list[_Slice] = []
     errors: list[ScanReadError] = []
-    for path, _ in groups[series_uid]:
+    for path, _ in files:
         try:
             slices += _slices_of(_read_file(path), path)
         except ScanReadError as error:
@@ -113,6 +114,39 @@ def read_dicom_series(folder: Path, series_uid: str | None = None, modality: Mod
         raise errors[0]
     warnings += [f"skipped a file: {note}" for note in unreadable]
     return _build_scan(slices, folder, resolved, warnings)
+
+
+_STACKS = {"EchoNumbers": "echo", "TemporalPositionIdentifier": "time point", "DiffusionBValue": "b-value"}
+"""Attributes that tell apart the stacks one series may hold at the same positions."""
+
+
+def _one_stack(files: list[tuple[Path, Dataset]], warnings: list[str]) -> list[tuple[Path, Dataset]]:
+    """The files of one image stack of a series, without copies of the same instance.
+
+    A series may hold several stacks at the same slice positions (the two echoes of a PD/T2
+    series, the time points of a dynamic series, the b-values of a diffusion series); read
+    together they would interleave into one volume. The largest stack is read (the first on a
+    tie) and the warning names it."""
+    seen: set[str] = set()
+    unique = []
+    for path, ds in files:
+        instance = str(ds.get("SOPInstanceUID") or path)
+        if instance not in seen:
+            seen.add(instance)
+            unique.append((path, ds))
+    if len(unique) < len(files):
+        warnings.append(f"left out {len(files) - len(unique)} copy(ies) of files already read (the same SOP Instance UID)")
+    stacks: dict[tuple[str, ...], list[tuple[Path, Dataset]]] = {}
+    for path, ds in unique:
+        stacks.setdefault(tuple(str(ds.get(keyword, "")) for keyword in _STACKS), []).append((path, ds))
+    positions = {tuple(ds.get("ImagePositionPatient") or ()) for _, ds in unique}
+    if len(stacks) == 1 or len(positions) == len(unique):
+        return unique
+    key, chosen = max(stacks.items(), key=lambda stack: len(stack[1]))
+    named = ", ".join(f"{label} {value}" for label, value in zip(_STACKS.values(), key) if value)
+    warnings.append(f"series holds {len(stacks)} stacks at the same positions (echoes, time points or b-values); "
+                    f"read {named} ({len(chosen)} of {len(unique)} files)")
+    return chosen
 
 
 def read_dicom_file(path: Path, modality: Modality | None = None) -> Scan:
