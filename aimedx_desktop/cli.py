@@ -219,6 +219,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         scales = calibrate_uncertainty(bundle, result, command, len(pairs))
         save_bundle(bundle, bundle.path)
         print("calibrated the uncertainty (scale " + ", ".join(f"{d} {s:.4g}" for d, s in scales.items()) + ")")
+        if args.record:  # the card must hold the coverage of the calibration it holds, not of the one before
+            result = evaluate(bundle, pairs, device=args.device, progress=ProgressLine("re-scoring"))
     if args.record:
         record_in_card(bundle, result, command)
         print(f"recorded the metrics in {bundle.path}/model_card.json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,17 @@ def test_evaluate_scores_the_map_and_calibration_makes_coverage_nominal(uncertai
         assert recalibrated[direction]["uncertainty"]["spearman"] == pytest.approx(
             result[direction]["uncertainty"]["spearman"], abs=1e-5
         )
+
+
+def test_calibrate_and_record_store_the_coverage_of_the_new_calibration(uncertain_bundle_dir, tmp_path, capsys):
+    ct, mr = _phantom_pairs(tmp_path / "pairs")
+    model = tmp_path / "model"
+    shutil.copytree(uncertain_bundle_dir, model)
+    assert main(["evaluate", "--model", str(model), "--ct", str(ct), "--mr", str(mr), "--calibrate", "--record",
+                 "--device", "cpu"]) == 0
+    recorded = load_bundle(model).card["metrics"]
+    for direction in ("mr2ct", "ct2mr"):
+        assert recorded[direction]["uncertainty"]["coverage"] == pytest.approx(0.6827, abs=0.01)
 
 
 def test_calibrating_a_model_without_the_output_is_refused(tiny_bundle):
