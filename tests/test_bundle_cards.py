@@ -70,7 +70,9 @@ def test_an_image_size_out_of_bounds_is_refused(tiny_bundle_dir, tmp_path, size)
         ("n_blocks", 10_000_000, r"n_blocks must be a whole number in \[0, 64\], not 10000000"),
         ("n_downsampling", 40, r"n_downsampling must be a whole number in \[1, 5\], not 40"),
         ("ngf", 0, r"ngf must be a whole number in \[1, 256\], not 0"),
-        ("in_channels", 3.5, r"in_channels must be a whole number in \[1, 4\], not 3.5"),
+        ("in_channels", 3.5, r"in_channels must be a whole number in \[1, 1\], not 3.5"),
+        ("in_channels", 2, r"in_channels must be a whole number in \[1, 1\], not 2"),  # would crash in convert
+        ("out_channels", 2, r"out_channels must be a whole number in \[1, 1\], not 2"),  # its map would be an image
         ("secret", 1, r"unknown generator option\(s\): secret"),
     ],
 )

@@ -27,8 +27,8 @@ UPSAMPLING = ("transpose", "resize")
 produce the regular checkerboard texture that uneven kernel overlap gives transposed convolutions."""
 
 LIMITS: dict[str, tuple[int, int]] = {
-    "in_channels": (1, 4),
-    "out_channels": (1, 4),
+    "in_channels": (1, 1),  # one gray slice in, one out: the translator, training and the
+    "out_channels": (1, 1),  # uncertainty head (the channel after the image) all assume it
     "ngf": (1, 256),
     "n_blocks": (0, 64),
     "n_downsampling": (1, 5),
