@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import time
@@ -57,6 +58,17 @@ class ProgressLine:
         self.stream.flush()
 
 
+def finite_number(text: str) -> float:
+    """An argparse type: a number, but not inf or nan (which float() accepts)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
 def _add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, help="model bundle folder (default: the bundled default model)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda[:N]")
@@ -81,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--input-modality", choices=["ct", "mr"], help="modality of the input when it does not say")
     convert.add_argument("--series", help="SeriesInstanceUID to read when a folder holds several series")
     convert.add_argument("--bits", type=int, choices=[8, 16], default=8, help="PNG: 8-bit windowed or 16-bit full range")
-    convert.add_argument("--window", nargs=2, type=float, metavar=("CENTER", "WIDTH"), help="display window for PNG and DICOM")
+    convert.add_argument("--window", nargs=2, type=finite_number, metavar=("CENTER", "WIDTH"), help="display window for PNG and DICOM")
     convert.add_argument("--deidentify", action="store_true", help="DICOM: PS3.15 basic de-identification")
     convert.add_argument("--overwrite", action="store_true", help="replace existing output files")
     convert.add_argument("--uncertainty", action="store_true",

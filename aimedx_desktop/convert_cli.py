@@ -22,6 +22,8 @@ def run_convert(args: argparse.Namespace) -> int:
     from aimedx_desktop.engine.io.output import check_output
     from aimedx_desktop.engine.translator import Translator
 
+    if args.window is not None and not args.window[1] > 0:
+        raise UserError(f"--window: the width must be positive, not {args.window[1]:g}")
     node = _send_target(args)
     bundle = load_model(args.model)
     translator = Translator(bundle, device=args.device)

@@ -163,7 +163,26 @@ def test_bad_training_options_are_one_line(tmp_path, capsys, log_home, options, 
     assert not log_home.exists()
 
 
-@pytest.mark.parametrize("options", [["--slices", "0"], ["--threads", "-1"]])
-def test_bad_bench_options_are_one_line(tiny_bundle_dir, capsys, log_home, options):
+@pytest.mark.parametrize("options, message", [
+    (["--slices", "0"], "--slices must be from 1 to 1024, not 0"),
+    (["--slices", "1000000"], "--slices must be from 1 to 1024, not 1000000"),
+    (["--threads", "-1"], "--threads must be at least 1, not -1"),
+])
+def test_bad_bench_options_are_one_line(tiny_bundle_dir, capsys, log_home, options, message):
     assert main(["bench", "--model", str(tiny_bundle_dir), *options]) == 1
-    assert "--slices and --threads must be at least 1" in one_error_line(capsys) and not log_home.exists()
+    assert message in one_error_line(capsys) and not log_home.exists()
+
+
+@pytest.mark.parametrize("window, message", [
+    (["40", "inf"], "argument --window: not a finite number: 'inf'"),
+    (["nan", "400"], "argument --window: not a finite number: 'nan'"),
+    (["40", "0"], "--window: the width must be positive, not 0"),
+])
+def test_a_bad_window_is_refused_before_translating(tiny_bundle_dir, mr_png, tmp_path, capsys, log_home, window, message):
+    try:
+        code = main(["convert", str(mr_png), "--input-modality", "mr", "--out", str(tmp_path / "out"), "--model",
+                     str(tiny_bundle_dir), "--window", *window])
+    except SystemExit as usage_error:  # argparse's own refusal
+        code = usage_error.code
+    err = capsys.readouterr().err
+    assert code in (1, 2) and message in err and "converting" not in err and not (tmp_path / "out").exists()

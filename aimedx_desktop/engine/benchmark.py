@@ -43,10 +43,16 @@ def ms_per_slice(bundle: ModelBundle, slices: int, device: str, repeats: int = 2
     return 1000.0 * best / slices
 
 
+MAX_SLICES = 1024
+"""Enough for a steady figure; the random input is made in memory at once (a million slices: 500 GB)."""
+
+
 def run_benchmark(bundle: ModelBundle, slices: int = 16, device: str = "auto", threads: int | None = None) -> str:
     """The report printed by `aimedx bench`."""
-    if slices < 1 or (threads is not None and threads < 1):
-        raise UserError(f"--slices and --threads must be at least 1, not {slices if slices < 1 else threads}")
+    if not 1 <= slices <= MAX_SLICES:
+        raise UserError(f"--slices must be from 1 to {MAX_SLICES}, not {slices}")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, not {threads}")
     if threads:
         torch.set_num_threads(threads)
     reference = new_bundle("reference-resnet9", REFERENCE, bundle.contract, image_size=bundle.image_size)
