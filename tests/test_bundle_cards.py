@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import threading
 import tracemalloc
@@ -118,6 +119,13 @@ def test_a_non_finite_ct_window_is_refused_before_anything_is_translated(tiny_bu
     out = tmp_path / "out"
     assert main(["convert", str(scan), "--input-modality", "ct", "--out", str(out), "--model", str(folder)]) == 1
     assert "lo_hu must be a finite number" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("section, key, value", [("ct", "hi_hu", 1e39), ("mr", "synthetic_hi", 1e300)])
+def test_an_intensity_value_too_large_for_float32_is_refused(tiny_bundle_dir, tmp_path, section, key, value):
+    """It would translate to an all-NaN image, written without complaint."""
+    folder = bundle_with(tiny_bundle_dir, tmp_path / "m", lambda card: card["intensity"][section].update({key: value}))
+    refused_quickly(folder, re.escape(f"intensity value {key} must lie within ±1e+06, not {value:g}"))
 
 
 def test_pickled_code_is_refused_in_our_words(tiny_bundle_dir, tmp_path, capsys):

@@ -84,7 +84,8 @@ def test_a_model_without_the_output_gives_no_map(tiny_bundle, ct_scan):
 
 
 @pytest.mark.parametrize(
-    "calibration", [{"scale": {"mr2ct": -1.0}}, {"scale": {"ct2mr": float("nan")}}, {"scale": 2.0}, {"nominal_coverage": 1.5}]
+    "calibration", [{"scale": {"mr2ct": -1.0}}, {"scale": {"ct2mr": float("nan")}}, {"scale": {"ct2mr": 1e308}},
+                    {"scale": 2.0}, {"nominal_coverage": 1.5}]
 )
 def test_a_card_with_a_broken_calibration_is_refused(uncertain_bundle_dir, tmp_path, calibration):
     import shutil

@@ -14,7 +14,6 @@ Both load.
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 import shutil
@@ -52,6 +51,10 @@ LOG_SCALE_RANGE = (-9.0, 3.0)
 and inference alike."""
 
 
+MAX_CALIBRATION_SCALE = 1e6
+"""Fitted scales lie near 1; a card's 1e308 would make every map infinite."""
+
+
 @dataclass(frozen=True)
 class UncertaintyOutput:
     """One generator's uncertainty channel and its calibration, as the model card declares them.
@@ -67,8 +70,9 @@ class UncertaintyOutput:
     fitted_on: str = ""
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.scale) and self.scale > 0):
-            raise ValueError(f"uncertainty calibration scale must be a positive number, not {self.scale}")
+        if not 0 < self.scale <= MAX_CALIBRATION_SCALE:  # also refuses NaN
+            raise ValueError(f"uncertainty calibration scale must be a positive number up to {MAX_CALIBRATION_SCALE:g}, "
+                             f"not {self.scale}")
         if not 0.0 < self.nominal < 1.0:
             raise ValueError(f"uncertainty nominal coverage must lie in (0, 1), not {self.nominal}")
 

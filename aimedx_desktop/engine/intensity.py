@@ -47,12 +47,18 @@ class LinearMap:
         return ((clipped + 1.0) * ((self.hi - self.lo) / 2.0) + self.lo).astype(np.float32)
 
 
+MAX_INTENSITY = 1e6
+"""No CT or MR value comes near it; far larger window ends overflow float32 into NaN images."""
+
+
 def _require_finite(contract: Any) -> None:
-    """Contract values come from model cards: NaN or infinity would silently zero every image."""
+    """Contract values come from model cards: NaN, infinity or 1e39 would silently zero every image."""
     for item in fields(contract):
         value = getattr(contract, item.name)
         if not math.isfinite(value):
             raise ValueError(f"intensity value {item.name} must be a finite number, not {value}")
+        if abs(value) > MAX_INTENSITY:
+            raise ValueError(f"intensity value {item.name} must lie within ±{MAX_INTENSITY:g}, not {value:g}")
 
 
 @dataclass(frozen=True)
