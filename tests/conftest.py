@@ -88,3 +88,10 @@ def synthetic_ge_series(tiny_bundle, bundled_samples, tmp_path_factory) -> list[
     source = prepare_source(read_scan(bundled_samples / "head_ct_ge"), tiny_bundle.contract)
     synthetic = Translator(tiny_bundle, device="cpu").translate(source, Modality.MR)
     return export_scan(synthetic, tmp_path_factory.mktemp("synthetic_ge"), fmt="dicom")
+
+
+@pytest.fixture
+def log_home(tmp_path, monkeypatch) -> Path:
+    """The user log folder, moved into the test's temporary folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state" / "aimedx" / "log"

@@ -169,3 +169,18 @@ def test_saving_where_the_disk_refuses_is_a_bundle_error(tiny_bundle):
 
     with pytest.raises(BundleError, match=r"^cannot save the model bundle /sys/aimedx-model: "):  # sysfs refuses even root
         save_bundle(tiny_bundle, Path("/sys/aimedx-model"))
+
+
+@pytest.mark.parametrize("change", [
+    lambda card: card.update(metrics={"mr2ct": {"n": "x"}}),
+    lambda card: card.update(metrics=[1, 2]),
+    lambda card: card.update(metrics={"mr2ct": {"n": 2, "uncertainty": {"spearman": 0.3}}}),
+    lambda card: card.update(metrics={"baselines": {"mr2ct": ["a"]}, "mr2ct": {"n": 2}}),
+    lambda card: card.update(training="by hand"),
+])
+def test_info_shows_a_card_whose_recorded_sections_it_cannot_read(tiny_bundle_dir, tmp_path, capsys, log_home, change):
+    """The metrics and training sections do not change what the model does: shown, not a crash."""
+    folder = bundle_with(tiny_bundle_dir, tmp_path / "m", change)
+    assert main(["info", "--model", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "\ntiny-test 0.0.1\n" in out and not log_home.exists()

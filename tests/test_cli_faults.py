@@ -29,13 +29,6 @@ def mr_png(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def log_home(tmp_path, monkeypatch) -> Path:
-    """The user log folder, moved into the test's temporary folder."""
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    return tmp_path / "state" / "aimedx" / "log"
-
-
 def convert(args: list[str], bundle: Path) -> list[str]:
     return ["convert", *args, "--model", str(bundle)]
 

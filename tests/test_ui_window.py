@@ -621,10 +621,6 @@ def test_the_application_carries_the_app_icon(qapp, monkeypatch):
 
 
 # --- faults: real bugs are logged, signals close cleanly, outputs are checked at once -------
-@pytest.fixture
-def log_home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    return tmp_path / "state" / "aimedx" / "log"
 
 
 def test_a_bug_in_a_job_is_logged_and_said_in_a_dialog(qtbot, window, monkeypatch, dialogs, log_home):

@@ -206,12 +206,21 @@ class ModelBundle:
         for key in ("limitations", "data", "mr_sequences", "calibration"):
             if key in card:
                 lines.append(f"{key.replace('_', ' ')}: {_plain(card[key])}")
-        if "training" in card and card["training"].get("command"):
-            lines.append(f"training command: {card['training']['command']}")
+        training = card.get("training")
+        if isinstance(training, dict) and training.get("command"):
+            lines.append(f"training command: {training['command']}")
         if "metrics" in card:
-            lines.append(f"validation ({card['metrics'].get('pairs', '?')} slice pairs): {card['metrics'].get('command', '')}")
-            lines.append(format_table(card["metrics"]))
+            lines += _validation_lines(card["metrics"])
         return "\n".join(lines)
+
+
+def _validation_lines(metrics: Any) -> list[str]:
+    """The card's recorded validation as text. Nothing checks that section when a bundle loads
+    (it does not change what the model does), so a shape this version cannot show is said so."""
+    try:
+        return [f"validation ({metrics.get('pairs', '?')} slice pairs): {metrics.get('command', '')}", format_table(metrics)]
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        return [f"validation: recorded in a form this version cannot show ({type(error).__name__}: {error})"]
 
 
 def _plain(value: Any) -> str:
