@@ -32,9 +32,15 @@ def test_dispatch_by_kind_of_path(tmp_path, mr_small):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(dicom_folder / "preview.png")  # DICOM wins
     assert read_scan(dicom_folder).provenance.source_format == "dicom"
     png_folder = tmp_path / "png"
-    png_folder.mkdir()
+    (png_folder / "thumbnails").mkdir(parents=True)
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(png_folder / "1.png")
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(png_folder / "thumbnails" / "1.png")
     assert read_scan(png_folder, modality="mr").provenance.source_format == "png"
+    compact_disc = tmp_path / "cd"  # a logo at the top, the series in DICOM/ (no DICOMDIR)
+    (compact_disc / "DICOM" / "S1").mkdir(parents=True)
+    Image.fromarray(np.zeros((64, 200), np.uint8)).save(compact_disc / "logo.png")
+    shutil.copy(mr_small, compact_disc / "DICOM" / "S1" / "IM1")
+    assert read_scan(compact_disc).provenance.source_format == "dicom"
     nib.save(nib.Nifti1Image(np.zeros((3, 3, 3), np.float32), np.eye(4)), tmp_path / "v.nii.gz")
     assert read_scan(str(tmp_path / "v.nii.gz"), modality="mr").provenance.source_format == "nifti"
 

@@ -75,9 +75,16 @@ def _kind(path: Path) -> str:
 def _read_folder(folder: Path, modality: Modality | None, series_uid: str | None) -> Scan:
     if not any(folder.iterdir()):
         raise ScanReadError(folder, "the folder is empty")
-    if raster_files(folder) and not any(_is_part10_file(p) for p in folder.iterdir()):
+    if raster_files(folder) and not any(_is_part10_file(p) for p in folder.iterdir()) and not _dicom_below(folder):
         return read_raster(folder, modality)
     return read_dicom_series(folder, series_uid, modality)
+
+
+def _dicom_below(folder: Path) -> bool:
+    """Whether a subfolder holds a DICOM file: a CD or PACS export keeps its series in DICOM/…
+    beside a logo or a viewer's images, and the scan is the series, not the logo."""
+    subfolders = (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return any(_is_part10_file(path) for subfolder in subfolders for path in subfolder.rglob("*"))
 
 
 def _is_part10_file(path: Path) -> bool:
