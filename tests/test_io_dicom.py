@@ -492,6 +492,14 @@ def test_two_echoes_of_one_series_are_not_interleaved_and_copies_are_left_out(tm
     assert not any("uneven" in w for w in scan.warnings)
 
 
+def test_a_localizer_in_the_series_is_left_out(tmp_path):
+    folder = make_series(tmp_path / "s", n=4)
+    make_dicom(folder / "scout", ramp(9), series_uid="1.2.3.4", instance=99, position=(0.0, -50.0, 0.0),
+               orientation=(0.0, 1.0, 0.0, 0.0, 0.0, -1.0), ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"])
+    scan = read_scan(folder)
+    assert scan.n_slices == 4 and any("left out 1 localizer image(s)" in w for w in scan.warnings)
+
+
 # -- real tools: dcmtk -----------------------------------------------------------------------
 
 

@@ -121,7 +121,8 @@ _STACKS = {"EchoNumbers": "echo", "TemporalPositionIdentifier": "time point", "D
 
 
 def _one_stack(files: list[tuple[Path, Dataset]], warnings: list[str]) -> list[tuple[Path, Dataset]]:
-    """The files of one image stack of a series, without copies of the same instance.
+    """The files of one image stack of a series, without copies of the same instance or
+    localizer images (when the series holds other images).
 
     A series may hold several stacks at the same slice positions (the two echoes of a PD/T2
     series, the time points of a dynamic series, the b-values of a diffusion series); read
@@ -136,6 +137,10 @@ def _one_stack(files: list[tuple[Path, Dataset]], warnings: list[str]) -> list[t
             unique.append((path, ds))
     if len(unique) < len(files):
         warnings.append(f"left out {len(files) - len(unique)} copy(ies) of files already read (the same SOP Instance UID)")
+    localizers = {path for path, ds in unique if _is_localizer(ds)}
+    if localizers and len(localizers) < len(unique):
+        unique = [(path, ds) for path, ds in unique if path not in localizers]
+        warnings.append(f"left out {len(localizers)} localizer image(s): scout views across the stack, not slices of it")
     stacks: dict[tuple[str, ...], list[tuple[Path, Dataset]]] = {}
     for path, ds in unique:
         stacks.setdefault(tuple(str(ds.get(keyword, "")) for keyword in _STACKS), []).append((path, ds))
@@ -147,6 +152,13 @@ def _one_stack(files: list[tuple[Path, Dataset]], warnings: list[str]) -> list[t
     warnings.append(f"series holds {len(stacks)} stacks at the same positions (echoes, time points or b-values); "
                     f"read {named} ({len(chosen)} of {len(unique)} files)")
     return chosen
+
+
+def _is_localizer(ds: Dataset) -> bool:
+    """Whether Image Type names a localizer (scout) image."""
+    image_type = ds.get("ImageType") or []
+    values = [image_type] if isinstance(image_type, str) else list(image_type)
+    return "LOCALIZER" in (str(value).strip().upper() for value in values)
 
 
 def read_dicom_file(path: Path, modality: Modality | None = None) -> Scan:
