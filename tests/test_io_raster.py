@@ -188,3 +188,24 @@ def test_a_folder_larger_than_the_memory_left_is_refused_before_reading_it_all(t
         read_scan(tmp_path, modality="mr")
     monkeypatch.setattr(limits, "available_memory", lambda: 10_000_000)
     assert read_scan(tmp_path, modality="mr").n_slices == 4
+
+
+def test_a_16_bit_raster_ct_says_its_values_are_taken_as_hu(tmp_path):
+    """No rescale travels in a PNG: HU + 1024, as many tools store it, would read 1024 HU too bright."""
+    from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract, prepare_source
+
+    contract = IntensityContract(CTContract(-40.0, 150.0), MRContract())
+    offset = (gradient(0, (8, 8)).astype(np.uint16) * 20 + 1024).astype(np.uint16)
+    Image.fromarray(offset).save(tmp_path / "ct16.png")
+    prepared = prepare_source(read_scan(tmp_path / "ct16.png", modality="ct"), contract)
+    np.testing.assert_array_equal(prepared.voxels[0], offset)
+    assert any("taken as HU as stored" in w and "lowest value is 1024" in w for w in prepared.warnings)
+    eight_bit = prepare_source(read_scan(_saved(tmp_path / "ct8.png", gradient()), modality="ct"), contract)
+    assert not any("taken as HU" in w for w in eight_bit.warnings)  # display gray levels: calibrated instead
+    mr = prepare_source(read_scan(tmp_path / "ct16.png", modality="mr"), contract)
+    assert not any("taken as HU" in w for w in mr.warnings)
+
+
+def _saved(path, pixels: np.ndarray):
+    Image.fromarray(pixels).save(path)
+    return path

@@ -229,4 +229,28 @@ def prepare_source(scan: Scan, contract: IntensityContract) -> Scan:
     Readers, the CLI, the GUI and training all go through this, so a PNG of CT means the same
     thing everywhere.
     """
-    return calibrate_display_ct(scan, contract.ct) if is_display_windowed_ct(scan) else scan
+    if is_display_windowed_ct(scan):
+        return calibrate_display_ct(scan, contract.ct)
+    note = _raster_ct_note(scan)
+    return dataclasses.replace(scan, warnings=scan.warnings + (note,)) if note else scan
+
+
+def _raster_ct_note(scan: Scan) -> str | None:
+    """What to know about a CT read from a raster image beyond 8 bits: its values are taken as HU
+    as they are, and many tools store HU + 1024 in an unsigned 16-bit image."""
+    from aimedx_desktop.engine.io.raster import CALIBRATED, RASTER_FORMATS  # imported late: pulls in pydicom
+
+    provenance = scan.provenance
+    if (
+        scan.modality is not Modality.CT
+        or provenance.source_format not in RASTER_FORMATS
+        or CALIBRATED in provenance.notes
+        or provenance.synthetic
+    ):
+        return None
+    lowest = float(scan.voxels.min())
+    note = "CT values of a raster image taken as HU as stored (the image has no rescale)"
+    if lowest >= 0.0:
+        note += (f"; its lowest value is {lowest:g}, where air would be about -1000 HU: if the image stores "
+                 "HU + 1024, open the DICOM or NIfTI it came from instead")
+    return note
