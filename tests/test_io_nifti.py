@@ -55,6 +55,13 @@ def test_other_storage_orders_give_the_same_axial_scan(tmp_path):
     np.testing.assert_allclose(scan.geometry.orientation, (1, 0, 0, 0, 1, 0), atol=1e-12)
 
 
+def test_a_2d_image_is_a_volume_of_one_slice(tmp_path):
+    volume = read_scan(save(tmp_path, np.eye(4), name="vol.nii", data=labelled_volume()[:, :, :1]), modality="mr")
+    flat = read_scan(save(tmp_path, np.eye(4), name="flat.nii", data=labelled_volume()[:, :, 0]), modality="mr")
+    assert flat.shape == (1, 5, 4)
+    np.testing.assert_array_equal(flat.voxels, volume.voxels)
+
+
 def test_modality_defaults_to_mr_with_a_warning_and_scaling_is_applied(tmp_path):
     path = tmp_path / "a" / "b" / "scan.nii"  # no CT or MR token in the last three names
     path.parent.mkdir(parents=True)

@@ -41,6 +41,8 @@ def read_nifti(path: Path, modality: Modality | None = None) -> Scan:
     try:
         image = nib.load(path)
         stored_shape = image.shape
+        if len(stored_shape) == 2:  # one slice saved as a 2-D image: a volume of one slice
+            image = nib.Nifti1Image(image.dataobj.reshape((*stored_shape, 1)), image.affine, image.header)
         if any(n > 1 for n in stored_shape[3:]):
             raise ScanReadError(path, f"NIfTI of shape {stored_shape}: only a single 3-D volume can be read")
         _check_promised_size(path, image)
