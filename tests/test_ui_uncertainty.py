@@ -86,3 +86,21 @@ def test_export_dialog_offers_the_map_only_when_there_is_one(qtbot, tmp_path):
     plain = _ExportDialog("png", (40.0, 80.0), str(tmp_path), None)
     qtbot.addWidget(plain)
     assert plain.uncertainty.isHidden() and not plain.request().uncertainty
+
+
+def test_opening_another_scan_lets_the_old_map_go(qtbot, with_uncertain_model, monkeypatch, ct_scan):
+    win = with_uncertain_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    convert(qtbot, win)
+    assert win.synthetic_viewer.map_overlay.item.image is not None
+    open_in_memory(qtbot, win, monkeypatch, ct_scan, name="other.dcm")
+    assert win.synthetic_viewer.map_overlay.item.image is None  # no view of the old map held
+
+
+def test_the_colour_scale_of_a_large_map_is_the_percentile_of_a_sample():
+    from aimedx_desktop.ui.map_overlay import TOP_PERCENTILE, _top_level
+
+    values = np.random.default_rng(5).gamma(2.0, 10.0, (40, 256, 256)).astype(np.float32)
+    values[:, :40] = 0.0  # where the map does not speak
+    assert _top_level(values) == pytest.approx(np.percentile(values[values > 0], TOP_PERCENTILE), rel=0.02)
+    assert _top_level(np.zeros((2, 4, 4), np.float32)) == 1.0

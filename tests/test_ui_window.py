@@ -315,7 +315,8 @@ def test_cancelling_an_open_keeps_the_previous_scan(qtbot, window, monkeypatch, 
     release.set()
     wait_idle(qtbot, window)
     assert window.source_scan is ct_scan and window.source_viewer.scan is ct_scan
-    assert window.windowTitle() == title and window.settings.recent_files == ["phantom.dcm"]
+    # remembered by its full path: a relative one would point elsewhere once the app starts in another folder
+    assert window.windowTitle() == title and window.settings.recent_files == [str(Path("phantom.dcm").absolute())]
     assert window.statusBar().currentMessage() == "Cancelled" and not dialogs.errors
     assert not window.cancel_action.isEnabled() and window.open_action.isEnabled()
 
@@ -631,7 +632,9 @@ def test_a_bug_in_a_job_is_logged_and_said_in_a_dialog(qtbot, window, monkeypatc
     assert window.open_path(Path("scan.dcm"))
     wait_idle(qtbot, window)
     log = log_home / "aimedx.log"
-    assert dialogs.errors == [("Could not open the scan", f"scan.dcm\n\nSomething went wrong — details were saved to {log}")]
+    assert dialogs.errors == [
+        ("Could not open the scan", f"{Path('scan.dcm').absolute()}\n\nSomething went wrong — details were saved to {log}")
+    ]
     assert "KeyError: 'no such key'" in log.read_text() and "buggy_open" in log.read_text()
 
 
@@ -842,3 +845,72 @@ def test_a_terminating_signal_while_quit_asks_closes_the_window(qtbot, with_tiny
     monkeypatch.setattr(dialogs, "confirm", signal_arrives_during_the_question)
     win.close()
     assert not win.isVisible() and len(dialogs.confirmations) == 1  # the system asked to close: it closed
+
+
+# --- the panes: readout, window boxes, series choice ----------------------------------------
+
+
+def test_the_readout_follows_the_slice_under_a_resting_mouse(qtbot, window, monkeypatch, ct_scan):
+    """Slice i of the phantom's brain is 35 + i HU."""
+    open_in_memory(qtbot, window, monkeypatch, ct_scan)
+    source = window.source_viewer
+    source.set_index(3)
+    source.cursorMoved.emit(24.0, 20.0)
+    assert "source: 38 HU" in window.value_label.text()
+    source.step(-2)  # the wheel or a key: the mouse stays where it was
+    assert "source: 36 HU" in window.value_label.text()
+
+
+def test_a_window_chosen_while_converting_is_kept_when_it_ends(qtbot, with_tiny_model, monkeypatch, ct_scan):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    first_batch, resume = gate_convert(monkeypatch)
+    try:
+        assert win.convert()
+        qtbot.waitUntil(lambda: first_batch.is_set() and win.synthetic_viewer.is_ready(0), timeout=TIMEOUT_MS)
+        chosen = Window(300.0, 120.0)
+        win.synthetic_viewer.set_window(chosen)
+    finally:
+        resume.set()
+    wait_idle(qtbot, win)
+    assert win.synthetic_scan is not None and win.synthetic_viewer.window == chosen
+
+
+def test_leaving_the_window_boxes_without_typing_keeps_a_narrow_window(qtbot, window, monkeypatch, ct_scan):
+    """MR normalised to 0–0.022: one decimal showed every window as 0.0, and Tab applied that."""
+    narrow = dataclasses.replace(ct_scan, modality=Modality.MR, voxels=(ct_scan.voxels + 1000.0) * 1e-5)
+    open_in_memory(qtbot, window, monkeypatch, narrow)
+    viewer = window.source_viewer
+    before = viewer.window
+    viewer.centre_box.editingFinished.emit()  # Tab, or a click elsewhere
+    viewer.width_box.editingFinished.emit()
+    assert viewer.window == before and viewer.width_box.value() == pytest.approx(before.width, rel=1e-2)
+    assert viewer.window.label() == f"C {round(before.centre, 4):g} / W {round(before.width, 4):g}"
+    viewer.width_box.setValue(round(before.width / 2, 4))
+    viewer.width_box.editingFinished.emit()
+    assert viewer.window.width == pytest.approx(before.width / 2, rel=1e-2)
+
+
+def test_arrow_keys_in_a_window_box_step_the_value_not_the_slice(qtbot, window, monkeypatch, ct_scan):
+    open_in_memory(qtbot, window, monkeypatch, ct_scan)
+    window.show()
+    viewer = window.source_viewer
+    index, width = viewer.index, viewer.window.width
+    viewer.width_box.setFocus()
+    qtbot.waitUntil(viewer.width_box.hasFocus, timeout=TIMEOUT_MS)
+    qtbot.keyClick(viewer.width_box, Qt.Key.Key_Up)
+    assert viewer.index == index and viewer.width_box.value() == pytest.approx(width + 1.0)
+
+
+def test_two_series_that_look_alike_can_each_be_chosen(qtbot, monkeypatch):
+    """Repeat scans carry the same description and size: a choice by label opened the first."""
+    alike = [SimpleNamespace(uid=f"1.2.3.{n}", modality="MR", description="T2 AX", n_slices=24) for n in (1, 2)]
+    offered: list[str] = []
+
+    def choose_the_second(parent, title, label, items, current, editable):
+        offered.extend(items)
+        return items[1], True
+
+    monkeypatch.setattr(ui_dialogs.QInputDialog, "getItem", choose_the_second)
+    assert ui_dialogs.Dialogs(None).choose_series(alike) == "1.2.3.2"
+    assert len(set(offered)) == 2

@@ -122,7 +122,7 @@ class Dialogs:
 
     def choose_series(self, series: list[Any]) -> str | None:
         """The SeriesInstanceUID the user picks, or None."""
-        labels = [_series_label(s) for s in series]
+        labels = [f"{number}. {_series_label(s)}" for number, s in enumerate(series, 1)]  # unique: repeats look alike
         choice, ok = QInputDialog.getItem(
             self.parent, "Choose a series", "This folder holds several series:", labels, 0, False
         )

@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.synthetic_viewer = SliceViewer("Synthetic", synthetic=True)
         self.viewers = (self.source_viewer, self.synthetic_viewer)
         self._active = self.source_viewer
+        self._cursor: tuple[SliceViewer, float, float] | None = None  # where the mouse rests: (pane, row, col)
         self._window_pane = self.source_viewer  # whose window the toolbar's preset picker shows
         splitter = QSplitter(Qt.Orientation.Horizontal)
         for viewer in self.viewers:
@@ -257,6 +258,7 @@ class MainWindow(QMainWindow):
     def _connect_worker(self) -> None:
         self.worker.progress.connect(self._progress)
         self.worker.slice_ready.connect(self.synthetic_viewer.fill_slice)
+        self.worker.slice_ready.connect(lambda *_slice: self._refresh_readout())
         self.worker.result.connect(lambda value: self._set_outcome("ok", value))
         self.worker.error.connect(lambda message: self._set_outcome("error", message))
         self.worker.cancelled.connect(lambda: self._set_outcome("cancelled", None))
@@ -364,7 +366,7 @@ class MainWindow(QMainWindow):
 
         Cancel drops the result when the read ends (the worker checks its CancelToken when the read ends); the window stays as it was.
         """
-        path = Path(path)
+        path = Path(path).expanduser().absolute()  # remembered in Recent and as the last folder
         if series_uid is None and not self.worker.busy and not self._may_discard_synthetic(f"Open {path.name}"):
             return False
         job = _Job(lambda value: self._opened(path, value), "Could not open the scan", str(path))
@@ -519,9 +521,12 @@ class MainWindow(QMainWindow):
     def _converted(self, synthetic: Scan) -> None:
         self.synthetic_scan = synthetic
         self.synthetic_unsaved = True
-        self.synthetic_viewer.set_scan(synthetic, keep_view=True, keep_window=True)
-        if synthetic.modality is not Modality.CT:  # the auto window of the whole volume
-            self.synthetic_viewer.reset_window()
+        viewer = self.synthetic_viewer
+        chosen = viewer.window != viewer.auto_window  # set by the user while the slices came in
+        viewer.set_scan(synthetic, keep_view=True, keep_window=True)
+        if synthetic.modality is not Modality.CT and not chosen:  # the auto window of the whole volume
+            viewer.reset_window()
+        self._refresh_readout()
         self.statusBar().showMessage(f"Converted {synthetic.n_slices} slice(s): {synthetic.provenance.describe()}", 8000)
         self._show_notes(synthetic.warnings)
         self._update_state()
@@ -567,6 +572,13 @@ class MainWindow(QMainWindow):
             for other in self.viewers:
                 if other is not viewer and other.scan is not None:
                     other.set_index(index)
+        self._refresh_readout()
+
+    def _refresh_readout(self) -> None:
+        """The readout again where the mouse rests: the wheel, a key or a converted slice changed
+        the image under it without a mouse move."""
+        if self._cursor is not None:
+            self._cursor_moved(*self._cursor)
 
     def apply_preset(self, preset: Preset) -> None:
         """CT presets apply to the panes that show CT in HU."""
@@ -624,6 +636,7 @@ class MainWindow(QMainWindow):
 
     def _cursor_moved(self, viewer: SliceViewer, row: float, col: float) -> None:
         self._active = viewer
+        self._cursor = (viewer, row, col)
         for other in self.viewers:
             if other is viewer or self.link_action.isChecked():
                 other.set_crosshair(row, col)

@@ -13,6 +13,8 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
+from aimedx_desktop.engine.intensity import WINDOW_SAMPLES
+
 COLOUR_MAP = "inferno"
 """Perceptually uniform and readable for colour-blind users; dark = confident, bright = unsure."""
 DEFAULT_OPACITY = 0.7
@@ -98,12 +100,12 @@ class MapOverlay:
         """A new map (None: the scan has none) on the image's rectangle `extent` (mm), at slice `index`."""
         self.values, self.units = values, units
         if values is not None and extent is not None:
-            speaking = values[values > 0]
-            top = float(np.percentile(speaking, TOP_PERCENTILE)) if speaking.size else 1.0
-            self.levels = (0.0, top if top > 0 else 1.0)
+            self.levels = (0.0, _top_level(values))
             self.show_slice(index)  # the item needs an image of the right shape before its rectangle
             self.item.setRect(extent)
             self.bar.set_scale("± σ", self.levels, units)
+        else:
+            self.item.clear()  # its image is a view of the old map: let that go
         self._update_visibility()
 
     def show_slice(self, index: int) -> None:
@@ -125,3 +127,13 @@ class MapOverlay:
     def _update_visibility(self) -> None:
         self.item.setVisible(self.shown)
         self.bar.setVisible(self.shown)
+
+
+def _top_level(values: np.ndarray) -> float:
+    """The colour scale's top: the TOP_PERCENTILE of the map's positive values, from a regular
+    sample as display_window takes one (the whole of a 500-slice map froze the window for seconds)."""
+    flat = values.reshape(-1)
+    sample = flat[:: max(1, flat.size // WINDOW_SAMPLES)]
+    speaking = sample[sample > 0]
+    top = float(np.percentile(speaking, TOP_PERCENTILE)) if speaking.size else 1.0
+    return top if top > 0 else 1.0

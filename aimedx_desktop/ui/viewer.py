@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGridLayout,
@@ -28,7 +28,7 @@ from aimedx_desktop.engine.intensity import is_ct_in_hu
 from aimedx_desktop.engine.scan import UNCERTAINTY, Modality, Scan
 from aimedx_desktop.ui import overlay_text
 from aimedx_desktop.ui.map_overlay import DEFAULT_OPACITY, MapOverlay
-from aimedx_desktop.ui.window_level import Window, data_range, default_window, dragged, step_index
+from aimedx_desktop.ui.window_level import Window, data_range, decimals_for, default_window, dragged, step_index
 
 _OVERLAY_STYLE = "color: #f0f0f0; background: rgba(0, 0, 0, 130); font-size: 11px; padding: 1px 3px;"
 _BADGE_STYLE = (
@@ -203,7 +203,7 @@ class SliceViewer(QWidget):
         self._controls.addWidget(self.width_box)
 
     def _spin_box(self, tip: str) -> QDoubleSpinBox:
-        box = QDoubleSpinBox()
+        box = _WindowBox()
         box.setRange(-100_000.0, 100_000.0)
         box.setDecimals(1)
         box.setKeyboardTracking(False)
@@ -362,12 +362,21 @@ class SliceViewer(QWidget):
         return self.scan is not None and self._in_hu
 
     def _sync_boxes(self) -> None:
+        places = decimals_for(self.window.width)
         for box, value in ((self.centre_box, self.window.centre), (self.width_box, self.window.width)):
             box.blockSignals(True)
+            box.setDecimals(places)
+            box.setSingleStep(10.0 ** (1 - places))
             box.setValue(value)
             box.blockSignals(False)
 
     def _boxes_edited(self) -> None:
+        """Apply typed values; leaving a box without typing (Tab, a click elsewhere) also ends
+        editing, and must not replace the window by its rounded display."""
+        shown = [(box.value(), round(value, box.decimals()))
+                 for box, value in ((self.centre_box, self.window.centre), (self.width_box, self.window.width))]
+        if all(abs(typed - rounded) < 0.5 * 10.0 ** -self.centre_box.decimals() for typed, rounded in shown):
+            return
         self.set_window(Window(self.centre_box.value(), self.width_box.value()))
 
     # --- cursor, crosshair, overlays ----------------------------------------------------
@@ -444,3 +453,18 @@ class SliceViewer(QWidget):
         """Fit the whole image (pan and zoom back to the start)."""
         if self.scan is not None:
             self.view_box.setRange(self._extent(), padding=0.0)
+
+
+class _WindowBox(QDoubleSpinBox):
+    """A centre or width box whose arrow, page, Home and End keys act on the box while it has the
+    focus: otherwise the window's slice shortcuts take them first and the slice moves instead."""
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and event.key() in _BOX_KEYS:
+            event.accept()
+            return True
+        return super().event(event)
+
+
+_BOX_KEYS = frozenset({Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown,
+                       Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Home, Qt.Key.Key_End})

@@ -6,6 +6,7 @@ changes what is displayed; no function here ever touches the voxels it is given.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,14 @@ class Window:
         return self.centre - self.width / 2.0, self.centre + self.width / 2.0
 
     def label(self) -> str:
-        return f"C {round(self.centre, 1):g} / W {round(self.width, 1):g}"
+        places = decimals_for(self.width)
+        return f"C {round(self.centre, places):g} / W {round(self.width, places):g}"
+
+
+def decimals_for(width: float) -> int:
+    """Decimal places that show a window `width` wide to about three significant digits (1 to 6):
+    one for HU, four for MR normalised to 0–0.02, where one would show every window as 0."""
+    return int(min(6, max(1, 2 - math.floor(math.log10(max(width, MIN_WIDTH))))))
 
 
 @dataclass(frozen=True)
