@@ -227,6 +227,30 @@ def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
     assert fine_tune.epoch == 0 and fine_tune.opt_g.param_groups[0]["lr"] == 1e-3
 
 
+def test_a_fine_tuned_run_resumes_without_the_run_it_started_from(tmp_path):
+    """The checkpoint holds the weights; --init-from is read only when a run starts."""
+    ct, mr = _phantom_folders(tmp_path / "data", n=2)
+    train(_config(ct, mr, tmp_path / "first", epochs=1, epochs_decay=0))
+    train(_config(ct, mr, tmp_path / "second", epochs=1, epochs_decay=0, init_from=str(tmp_path / "first")))
+    (tmp_path / "first").rename(tmp_path / "moved")
+    train(load_run(tmp_path / "second", {"epochs": 2}), resume=True)
+    state = torch.load(tmp_path / "second" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2 and "scaler" in state  # CUDA's loss scale resumes too
+
+
+def test_a_resume_cannot_shorten_the_schedule_below_the_epochs_already_run(tmp_path):
+    ct, mr = _phantom_folders(tmp_path / "data", n=2)
+    train(_config(ct, mr, tmp_path / "run", epochs=2, epochs_decay=1))
+    with pytest.raises(UserError, match="already trained 3 epochs: --epochs plus --epochs-decay must be at least that, not 1"):
+        train(load_run(tmp_path / "run", {"epochs": 1, "epochs_decay": 0}), resume=True)
+
+
+@pytest.mark.parametrize("options", [{"val_ct": ["CT"]}, {"val_mr": ["MR"]}, {"val_include": ["0000[01].png"]}])
+def test_validation_given_on_one_side_only_is_refused(tmp_path, options):
+    with pytest.raises(UserError, match="give both --val-ct and --val-mr"):
+        _config(tmp_path, tmp_path, tmp_path / "run", **options)
+
+
 def test_trainer_image_pool_returns_history():
     from aimedx_desktop.engine.training import ImagePool
 
@@ -445,10 +469,13 @@ def test_the_ssim_loss_is_the_metric_and_its_gradient_restores_structure():
     blurred = torch.nn.functional.avg_pool2d(target, 3, stride=1, padding=1, count_include_pad=False)
     prediction = blurred.clone().requires_grad_(True)
     loss = masked_ssim_loss(prediction, target, mask)
-    expected = 1 - metrics.ssim(blurred[0, 0].numpy(), target[0, 0].numpy(), 2.0, mask[0, 0].numpy() > 0)
+    inner = np.zeros((24, 24), bool)
+    inner[4 + metrics.SSIM_RADIUS : 20 - metrics.SSIM_RADIUS, 4 + metrics.SSIM_RADIUS : 20 - metrics.SSIM_RADIUS] = True
+    expected = 1 - metrics.ssim(blurred[0, 0].numpy(), target[0, 0].numpy(), 2.0, inner)  # windows wholly in the mask
     assert loss.item() == pytest.approx(expected, abs=1e-5) and loss.item() > 0.2
     assert masked_ssim_loss(target, target, mask).item() == pytest.approx(0.0, abs=1e-5)
     loss.backward()
+    assert prediction.grad[mask == 0].abs().max() == 0  # nothing is taught where the mask leaves pixels out
     with torch.no_grad():
         better = prediction - 0.5 * prediction.grad / prediction.grad.abs().max()
     assert masked_ssim_loss(better, target, mask).item() < loss.item()

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 SSIM_SIGMA = 1.5
+SSIM_RADIUS = int(3.5 * SSIM_SIGMA + 0.5)
+"""The Gaussian window reaches this many pixels from its centre."""
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
@@ -62,7 +64,7 @@ def ssim_map_tensor(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torc
 
     Edges are padded symmetrically, as scipy's (and scikit-image's) 'reflect'.
     """
-    radius = int(3.5 * SSIM_SIGMA + 0.5)
+    radius = SSIM_RADIUS
     kernel1d = torch.exp(-(torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) ** 2) / (2 * SSIM_SIGMA**2))
     kernel1d = kernel1d / kernel1d.sum()
 

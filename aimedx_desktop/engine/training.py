@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -161,6 +162,8 @@ class TrainConfig:
             raise UserError("--uncertainty learns from pairs: add --paired")
         if self.lambda_ssim and not self.paired:
             raise UserError("--lambda-ssim learns from pairs: add --paired")
+        if bool(self.val_ct) != bool(self.val_mr) or (self.val_include and not self.val_ct):
+            raise UserError("validation scores pairs: give both --val-ct and --val-mr (--val-include picks among them)")
         try:
             re.compile(self.ct_level_groups)
         except re.error as error:
@@ -263,14 +266,23 @@ def masked_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
 
 
 def masked_ssim_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean 1 - SSIM over the masked pixels of images on [-1, 1], the window of `metrics.ssim`.
+    """Mean 1 - SSIM over the masked pixels of images on [-1, 1], the window of `metrics.ssim`,
+    at the pixels whose window lies wholly inside the mask.
 
     Computed in float32 outside autocast: SSIM's variances are differences of nearly equal
     means, which half precision cannot hold.
     """
     with torch.autocast(prediction.device.type, enabled=False):
         ssim_map = metrics.ssim_map_tensor(prediction.float(), target.float(), data_range=2.0)
-        return ((1.0 - ssim_map) * mask).sum() / mask.sum().clamp_min(1.0)
+        inner = _eroded(mask, metrics.SSIM_RADIUS)
+        return ((1.0 - ssim_map) * inner).sum() / inner.sum().clamp_min(1.0)
+
+
+def _eroded(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """The pixels whose whole (2·radius + 1)² window lies in `mask`: an SSIM window reaching
+    past the mask would teach from the pixels it excludes (the CT's cut field of view)."""
+    size = 2 * radius + 1
+    return 1.0 - F.max_pool2d(1.0 - mask, size, stride=1, padding=radius)
 
 
 def laplace_nll(prediction: torch.Tensor, log_scale: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -391,7 +403,7 @@ def linear_decay(config: TrainConfig) -> Callable[[int], float]:
 class Trainer:
     """One training run in one run folder; resumable from its checkpoint."""
 
-    def __init__(self, config: TrainConfig, progress: ProgressCallback | None = None) -> None:
+    def __init__(self, config: TrainConfig, progress: ProgressCallback | None = None, resume: bool = False) -> None:
         self.config = config
         self.out = Path(config.out)
         self.progress = progress
@@ -401,7 +413,7 @@ class Trainer:
         self.model = CycleGAN(config).to(self.device)
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if config.init_from:
+        if config.init_from and not resume:  # a resumed run's checkpoint holds its weights
             self.model.load_state_dict(read_checkpoint(config.init_from)["model"])
         self.dist.broadcast(self.model)
         generator_params = [p for g in self.model.generators for p in g.parameters()]
@@ -627,6 +639,8 @@ class Trainer:
             "pool_ct": self.pool_ct.images,
             "pool_mr": self.pool_mr.images,
             "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "scaler": self.scaler.state_dict(),  # CUDA's loss scale: a fresh one re-skips overflowing steps
             "history": self.history,
             "data_summary": self.data_summary,
         }
@@ -647,7 +661,14 @@ class Trainer:
         self.pool_ct.images = list(state["pool_ct"])
         self.pool_mr.images = list(state["pool_mr"])
         torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
+        if self.epoch > self.config.total_epochs:
+            raise UserError(f"the run has already trained {self.epoch} epochs: --epochs plus --epochs-decay "
+                            f"must be at least that, not {self.config.total_epochs}")
         self._apply_schedule()
         self.history = list(state["history"])
         self.dist.broadcast(self.model)
@@ -780,7 +801,7 @@ def train(
     cancel: CancelToken | None = None,
 ) -> ModelBundle | None:
     """Run (or resume) training in config.out; returns the bundle written at the end."""
-    trainer = Trainer(config, progress)
+    trainer = Trainer(config, progress, resume=resume)
     if resume:
         trainer.load_checkpoint(read_checkpoint(config.out))
     return trainer.fit(cancel)
