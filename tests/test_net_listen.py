@@ -147,3 +147,17 @@ def test_stopping_aborts_an_open_association(tmp_path):
     association.join(TIMEOUT_S)
     assert association.is_aborted, "the association outlived the listener"
     server.stop()  # safe twice
+
+
+def test_a_connection_that_falls_silent_mid_message_is_closed_after_the_timeout(tmp_path):
+    """One byte of a PDU, then nothing: it held one of the listener's association slots for good."""
+    import socket
+    import time
+
+    with StorageServer(tmp_path / "inbox", 0, bind=LOOPBACK, timeout=1.0) as server:
+        with socket.create_connection((LOOPBACK, server.port)) as half_dead:
+            half_dead.sendall(b"\x01")
+            half_dead.settimeout(10.0)
+            started = time.monotonic()
+            assert half_dead.recv(100) == b""  # the listener closed it
+            assert time.monotonic() - started < 5.0

@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 
 import pydicom
 import pytest
@@ -72,6 +73,29 @@ def test_a_silent_peer_times_out_with_a_message(bundled_samples):
         node = Node("HUNG", LOOPBACK, silent.getsockname()[1])
         with pytest.raises(NetworkError, match="no answer to the association request within 1 s"):
             send_files(collect_files([bundled_samples / "head_ct_ge" / "01.dcm"]), node, timeout=1.0)
+
+
+def test_a_peer_that_falls_silent_in_the_middle_of_its_answer_times_out(bundled_samples):
+    """Two bytes of an A-ASSOCIATE-AC, then nothing (a dropped link): without a read timeout on
+    the socket, pynetdicom waited for the rest for ever, and so did the app."""
+    with socket.socket() as stalled:
+        stalled.bind((LOOPBACK, 0))
+        stalled.listen()
+        answered = threading.Event()
+
+        def answer_two_bytes() -> None:
+            connection, _ = stalled.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"\x02\x00")
+                answered.set()
+                time.sleep(6)
+
+        threading.Thread(target=answer_two_bytes, daemon=True).start()
+        started = time.monotonic()
+        with pytest.raises(NetworkError, match="no answer to the association request within 1 s"):
+            echo(Node("STALLED", LOOPBACK, stalled.getsockname()[1]), "AIMEDX", 1.0)
+        assert answered.is_set() and time.monotonic() - started < 5
 
 
 def test_a_transfer_syntax_the_node_refuses_is_reported_per_file(tmp_path, bundled_samples):

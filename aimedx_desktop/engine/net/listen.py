@@ -21,7 +21,7 @@ from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from aimedx_desktop.engine.net.association import rejection_reason
+from aimedx_desktop.engine.net.association import guard_socket, rejection_reason
 from aimedx_desktop.engine.net.errors import NetworkError
 from aimedx_desktop.engine.net.inbox import ensure_inbox
 from aimedx_desktop.engine.net.nodes import DEFAULT_AET, DEFAULT_TIMEOUT, check_aet, check_port
@@ -79,7 +79,11 @@ class StorageServer:
             self._server = ae.start_server(
                 (self.bind, self.requested_port),
                 block=False,
-                evt_handlers=[self.receiver.handler, (evt.EVT_ACSE_SENT, self._on_answer)],
+                evt_handlers=[
+                    self.receiver.handler,
+                    (evt.EVT_ACSE_SENT, self._on_answer),
+                    (evt.EVT_CONN_OPEN, guard_socket, [self.timeout]),
+                ],
             )
         except OSError as error:
             reason = "the port is in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
