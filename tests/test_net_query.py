@@ -42,6 +42,7 @@ def test_find_lists_the_study_and_its_series(archive):
     assert kinds == [("CT", True), ("MR", True), ("OT", False)]
     assert find(archive, "AIMEDX", TIMEOUT_S, study_uid=study.study_uid)[0].series == study.series
     assert find(archive, "AIMEDX", TIMEOUT_S, patient_id="NOBODY") == []
+    assert find(archive, "AIMEDX", TIMEOUT_S, patient_id="山*") == []  # sent as '??', a wildcard, it matched everyone
     with pytest.raises(NetworkError, match="give a patient ID or a study"):
         find(archive, "AIMEDX", TIMEOUT_S)
 
@@ -89,3 +90,15 @@ def test_cancel_stops_a_retrieval_leaving_only_complete_files(archive, tmp_path)
 def test_a_wrong_called_ae_title_is_named(archive):
     with pytest.raises(NetworkError, match="called AE title not recognised .WRONG is not that node's AE title"):
         find(Node("WRONG", LOOPBACK, archive.port), "AIMEDX", TIMEOUT_S, patient_id=GE_PATIENT)
+
+
+def test_a_node_without_c_get_is_said_in_one_line(tmp_path):
+    """storescp takes the storage contexts of a retrieve's association, but not C-GET itself."""
+    from net_peers import storescp
+
+    from aimedx_desktop.engine.net.query import SeriesMatch
+
+    wanted = [SeriesMatch("1.2.3", "1.2.3.4", "CT", "1", "HEAD", 28)]
+    with storescp(tmp_path / "received") as node:
+        with pytest.raises(NetworkError, match=f"{node.address} does not offer retrieval by C-GET"):
+            retrieve(node, "AIMEDX", TIMEOUT_S, tmp_path / "inbox", wanted)

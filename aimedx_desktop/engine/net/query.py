@@ -23,7 +23,7 @@ from pynetdicom.sop_class import (
 from pynetdicom.status import code_to_category
 
 from aimedx_desktop.engine.cancel import CancelToken
-from aimedx_desktop.engine.net.association import Context, open_association
+from aimedx_desktop.engine.net.association import Context, accepts, open_association
 from aimedx_desktop.engine.net.errors import NetworkError
 from aimedx_desktop.engine.net.inbox import ensure_inbox
 from aimedx_desktop.engine.net.nodes import Node
@@ -95,6 +95,8 @@ def _find(assoc: Association, node: Node, level: str, keys: Sequence[str], **mat
         setattr(query, keyword, "")
     for keyword, value in matching.items():
         setattr(query, keyword, value)
+    if not all(value.isascii() for value in matching.values()):
+        query.SpecificCharacterSet = "ISO_IR 192"  # else pydicom writes '?' for each character: a wildcard
     if level == "SERIES":
         query.SeriesInstanceUID = ""
     responses = _checked(assoc.send_c_find(query, FIND_MODEL), node, "query")
@@ -161,6 +163,11 @@ def retrieve(
     ensure_inbox(inbox)
     failed = finished = 0
     with open_association(node, calling_aet, contexts, timeout, handlers=[receiver.handler]) as assoc:
+        if not accepts(assoc, GET_MODEL):  # it may take the storage contexts and still not C-GET
+            raise NetworkError(
+                f"{node.address} does not offer retrieval by C-GET, which this app uses: ask its administrator to "
+                f"allow C-GET for {calling_aet}, or have it send the series to this app's listener (aimedx listen)"
+            )
         for index, match in enumerate(series):
             later = sum(s.images or 0 for s in series[index + 1:])
 
