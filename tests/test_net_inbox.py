@@ -68,6 +68,26 @@ def test_without_hard_links_the_name_is_claimed_exclusively(tmp_path, ge_instanc
     assert path.read_bytes() == b"someone else's file"
 
 
+def test_without_hard_links_a_failed_rename_leaves_no_empty_file(tmp_path, ge_instance, monkeypatch):
+    """Windows refuses a rename while a reader holds the name open: the empty claim must go, or a
+    resend would be answered 'stored' while the inbox holds 0 bytes."""
+    ds, encoded = ge_instance
+
+    def no_links(source, target):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    def refused(source, target):
+        raise PermissionError(errno.EACCES, "Access is denied", str(target))
+
+    monkeypatch.setattr(inbox_module.os, "link", no_links)
+    monkeypatch.setattr(inbox_module.os, "replace", refused)
+    with pytest.raises(PermissionError):
+        store_instance(tmp_path / "inbox", ds, encoded)
+    assert not instance_path(tmp_path / "inbox", ds).exists()
+    monkeypatch.undo()
+    assert store_instance(tmp_path / "inbox", ds, encoded)[1]  # the resend stores it
+
+
 def test_a_series_whose_header_could_not_be_read_is_read_again_when_it_changes(tmp_path, ge_instance):
     ds, encoded = ge_instance
     folder = instance_path(tmp_path / "inbox", ds).parent

@@ -89,7 +89,12 @@ def _name_new(temporary: Path, final: Path) -> bool:
             os.close(os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
             return False
-        os.replace(temporary, final)
+        try:
+            os.replace(temporary, final)
+        except OSError:  # the empty claim must not stay as if it were the file (a resend would skip it)
+            with contextlib.suppress(OSError):
+                final.unlink()
+            raise
         return True
 
 
