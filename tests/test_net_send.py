@@ -98,6 +98,24 @@ def test_a_peer_that_falls_silent_in_the_middle_of_its_answer_times_out(bundled_
         assert answered.is_set() and time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("accepts_big_endian", [True, False])
+def test_a_big_endian_file_is_sent_as_it_is_or_refused_on_its_own(tmp_path, bundled_samples, accepts_big_endian):
+    """pynetdicom converts between the little-endian syntaxes only: a Big Endian file offered in
+    the little-endian context stopped the whole send with an internal error."""
+    files = sorted((bundled_samples / "head_ct_ge").glob("*.dcm"))[:2]
+    big_endian = tmp_path / "big_endian.dcm"
+    subprocess.run([require("dcmconv"), "+tb", str(files[0]), str(big_endian)], check=True, capture_output=True, timeout=60)
+    options = () if accepts_big_endian else ("+xi",)  # +xi: implicit little endian only
+    with storescp(tmp_path / "received", *options) as node:
+        report = send_files(collect_files([big_endian, files[1]]), node, timeout=TIMEOUT_S)
+    outcome = {result.path.name: (result.stored, result.detail) for result in report.results}
+    assert outcome[files[1].name] == (True, "stored")
+    if accepts_big_endian:
+        assert outcome["big_endian.dcm"] == (True, "stored")
+    else:
+        assert outcome["big_endian.dcm"] == (False, "refused: the node does not accept CT Image Storage in Explicit VR Big Endian")
+
+
 def test_a_transfer_syntax_the_node_refuses_is_reported_per_file(tmp_path, bundled_samples):
     compressed = tmp_path / "jpeg_lossless.dcm"
     subprocess.run([require("dcmcjpeg"), "+e1", str(bundled_samples / "head_ct_ge" / "03.dcm"), str(compressed)],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID, UncompressedTransferSyntaxes
+from pydicom.uid import UID, ExplicitVRBigEndian, UncompressedTransferSyntaxes
 from pynetdicom.association import Association
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS, code_to_category
 
@@ -108,13 +108,18 @@ def _outgoing(path: Path) -> Outgoing | None:
     return Outgoing(path, UID(meta.MediaStorageSOPClassUID), UID(meta.TransferSyntaxUID))
 
 
+CONVERTIBLE = tuple(syntax for syntax in UncompressedTransferSyntaxes if syntax != ExplicitVRBigEndian)
+"""The little-endian uncompressed syntaxes, which pynetdicom converts between as it sends; it
+does not change byte order, so Big Endian travels like a compressed syntax, as it is."""
+
+
 def storage_contexts(files: Sequence[Outgoing]) -> list[Context]:
-    """Per SOP class: one context with every uncompressed syntax (when any file is uncompressed),
-    and one per compressed syntax in use, which only that exact syntax can carry."""
+    """Per SOP class: one context with every convertible syntax (when any file has one), and one
+    per other syntax in use (compressed, Big Endian), which only that exact syntax can carry."""
     contexts: dict[tuple[UID, str], Context] = {}
     for item in files:
-        if item.transfer_syntax in UncompressedTransferSyntaxes:
-            preferred = (item.transfer_syntax, *(s for s in UncompressedTransferSyntaxes if s != item.transfer_syntax))
+        if item.transfer_syntax in CONVERTIBLE:
+            preferred = (item.transfer_syntax, *(s for s in CONVERTIBLE if s != item.transfer_syntax))
             contexts.setdefault((item.sop_class, "uncompressed"), Context(item.sop_class, preferred))
         else:
             contexts.setdefault((item.sop_class, item.transfer_syntax), Context(item.sop_class, (item.transfer_syntax,)))
@@ -171,8 +176,8 @@ def _refusal(assoc: Association, item: Outgoing) -> str | None:
     if not matching:
         return f"refused: the node does not accept {item.sop_class.name}"
     syntaxes = {cx.transfer_syntax[0] for cx in matching}
-    uncompressed = item.transfer_syntax in UncompressedTransferSyntaxes
-    if item.transfer_syntax in syntaxes or (uncompressed and syntaxes & set(UncompressedTransferSyntaxes)):
+    convertible = item.transfer_syntax in CONVERTIBLE
+    if item.transfer_syntax in syntaxes or (convertible and syntaxes & set(CONVERTIBLE)):
         return None
     return f"refused: the node does not accept {item.sop_class.name} in {item.transfer_syntax.name}"
 
