@@ -104,3 +104,30 @@ def test_scripts_parse(script):
     assert path.stat().st_mode & 0o111, f"{script} is not executable"
     shell = "sh" if path.read_text().startswith("#!/bin/sh") else "bash"
     subprocess.run([shell, "-n", str(path)], check=True)
+
+
+def _fake_checkout(root: Path) -> Path:
+    """A checkout holding the real bootstrap.sh and pyproject.toml, and a .venv whose python only
+    logs how it was called (its pip "installs" instantly)."""
+    repo = PACKAGING.parent
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(repo / "scripts" / "bootstrap.sh", root / "scripts" / "bootstrap.sh")
+    shutil.copy(repo / "pyproject.toml", root / "pyproject.toml")
+    python = root / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/../../calls.log"\n')
+    python.chmod(0o755)
+    return root
+
+
+def test_bootstrap_installs_once_and_then_needs_no_network(tmp_path):
+    """run-app.sh bootstraps at every start: a second start must not run pip install (offline sites)."""
+    checkout = _fake_checkout(tmp_path / "checkout")
+    for _ in range(2):
+        subprocess.run(["bash", "scripts/bootstrap.sh"], cwd=checkout, check=True, capture_output=True, timeout=60)
+    installs = [line for line in (checkout / "calls.log").read_text().splitlines() if "pip install" in line]
+    assert len(installs) == 2 and "torch==2.14.1" in installs[0] and "-e .[dev]" in installs[1]
+    with (checkout / "pyproject.toml").open("a") as changed:
+        changed.write("\n# a new dependency\n")
+    subprocess.run(["bash", "scripts/bootstrap.sh"], cwd=checkout, check=True, capture_output=True, timeout=60)
+    assert sum("pip install" in line for line in (checkout / "calls.log").read_text().splitlines()) == 4
