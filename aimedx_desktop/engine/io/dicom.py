@@ -35,6 +35,9 @@ _HEADERLESS_SUFFIXES = ("", ".dcm", ".dicom", ".ima")
 _ORIENTATION_TOLERANCE = 1e-3
 _UNIT_TOLERANCE = 1e-2  # direction cosines: unit length and perpendicular, to this
 _TILT_DEGREES = 0.5
+_OFF_AXIAL_DEGREES = 30.0
+"""Beyond this angle between the slice normal and the head-foot axis, slices are not axial
+(a tilted axial CT stays well inside it: the GE sample's gantry tilt is 18.5°)."""
 _UNEVEN_FRACTION = 0.1
 
 
@@ -568,12 +571,26 @@ def _stack_warnings(geometry: Geometry, headers: list[Dataset]) -> list[str]:
             f"gantry tilt: GantryDetectorTilt {tilt:g}°, slices offset {shear:.1f}° from their normal; "
             "the stack is sheared, shown and processed slice by slice"
         )
+    if normal is not None:
+        warnings += _plane_warning(normal)
     spacings = geometry.slice_spacings
     if spacings is not None:
         low, high = float(spacings.min()), float(spacings.max())
         if high - low > _UNEVEN_FRACTION * float(np.median(spacings)):
             warnings.append(f"uneven slice spacing: {low:.2f} to {high:.2f} mm between neighbouring slices")
     return warnings
+
+
+def _plane_warning(normal: np.ndarray) -> list[str]:
+    """A note when the slices are not (near) axial: the models learn from axial slices and
+    translate whatever plane they are given, slice by slice, with no sign that it is wrong."""
+    unit = np.abs(normal) / float(np.linalg.norm(normal))
+    off_axial = float(np.degrees(np.arccos(min(1.0, unit[2]))))
+    if off_axial <= _OFF_AXIAL_DEGREES:
+        return []
+    plane = "sagittal" if unit[0] > 0.9 else "coronal" if unit[1] > 0.9 else "oblique"
+    return [f"{plane} slices ({off_axial:.0f}° from axial): the model learnt from axial slices, and its "
+            "synthetic image of another plane is not reliable (a NIfTI volume is turned axial when read)"]
 
 
 def _modality(ds: Dataset, given: Modality | None, source: Path, warnings: list[str]) -> Modality:
