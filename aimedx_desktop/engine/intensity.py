@@ -231,8 +231,10 @@ def prepare_source(scan: Scan, contract: IntensityContract) -> Scan:
     """
     if is_display_windowed_ct(scan):
         return calibrate_display_ct(scan, contract.ct)
-    note = _raster_ct_note(scan)
-    return dataclasses.replace(scan, warnings=scan.warnings + (note,)) if note else scan
+    from aimedx_desktop.engine.mr_weighting import weighting_note  # imported late: intensity is imported everywhere
+
+    notes = tuple(note for note in (_raster_ct_note(scan), weighting_note(scan)) if note)
+    return dataclasses.replace(scan, warnings=scan.warnings + notes) if notes else scan
 
 
 def _raster_ct_note(scan: Scan) -> str | None:
