@@ -42,6 +42,8 @@ def run_convert(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     synthetic = translator.translate(scan, target, progress=ProgressLine("converting"))
+    for warning in synthetic.warnings[len(scan.warnings):]:  # what the translation itself adds
+        print(f"warning: {warning}", file=sys.stderr)
     written = export_scan(
         synthetic,
         args.out,

@@ -230,6 +230,13 @@ def test_deidentification_removes_identifiers_and_remaps_uids_consistently(tmp_p
     assert out[0].file_meta.MediaStorageSOPInstanceUID == out[0].SOPInstanceUID
 
 
+def test_the_derivation_says_the_range_the_model_limits_values_to(tmp_path, ct_from_nifti):
+    limited = dataclasses.replace(ct_from_nifti, provenance=dataclasses.replace(ct_from_nifti.provenance, value_range=(-40.0, 150.0)))
+    ds = pydicom.dcmread(export_scan(limited, tmp_path / "out", fmt="dicom")[0])
+    assert "Values limited to the model's range [-40, 150] HU." in ds.DerivationDescription
+    assert "limited" not in pydicom.dcmread(export_scan(ct_from_nifti, tmp_path / "plain", fmt="dicom")[0]).DerivationDescription
+
+
 def test_burned_in_text_is_declared_and_refuses_a_deidentified_export(tmp_path, mr_from_dicom):
     """The model can reproduce text burned into the source's pixels: not a clean series."""
     mr_from_dicom.dicom_headers[2].BurnedInAnnotation = "YES"

@@ -96,6 +96,8 @@ class Provenance:
     output: str = "image"
     """Which of the model's outputs the voxels hold: the synthetic "image", or a map such as
     "uncertainty" exported as a series of its own."""
+    value_range: tuple[float, float] | None = None
+    """(low, high) a synthetic image's values are limited to: the model's output range."""
 
     def describe(self) -> str:
         if not self.synthetic:

@@ -157,7 +157,7 @@ class DicomSeriesWriter:
         ds.ManufacturerModelName = MODEL_NAME
         ds.SoftwareVersions = [__version__, model[:64]]
         ds.DerivationDescription = (
-            f"{_derivation(scan)} by {MODEL_NAME} {__version__} with model {model}. "
+            f"{_derivation(scan)} by {MODEL_NAME} {__version__} with model {model}. {_limits(scan)}"
             f"NOT FOR DIAGNOSIS. {RESEARCH_USE_STATEMENT}"
         )
         ds.ContributingEquipmentSequence = Sequence(_contributing_equipment(source, model, target))
@@ -214,6 +214,15 @@ class DicomSeriesWriter:
         meta.ImplementationVersionName = f"AIMEDX_{__version__}"[:16]
         ds.file_meta = meta
         ds.save_as(path, enforce_file_format=True)
+
+
+def _limits(scan: Scan) -> str:
+    """The synthetic image's value range, when it is an image the model limited (CT: its HU window)."""
+    limits = scan.provenance.value_range
+    if limits is None or scan.provenance.output != "image":
+        return ""
+    units = "HU" if scan.modality is Modality.CT else "(arbitrary units)"
+    return f"Values limited to the model's range [{limits[0]:g}, {limits[1]:g}] {units}. "
 
 
 def _derivation(scan: Scan) -> str:
