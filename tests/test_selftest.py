@@ -56,10 +56,20 @@ def test_without_a_sample_it_fails_naming_the_step(resources):
 
 
 def test_without_the_desktop_interface_the_window_is_skipped(resources, monkeypatch):
-    monkeypatch.setitem(sys.modules, "aimedx_desktop.ui.main_window", None)  # import fails
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "PySide6" else real_find_spec(name, *a))
     passed, line = run_self_test(slices=1)
     assert passed, line
-    assert line.endswith("main window skipped (desktop interface not installed: aimedx_desktop.ui.main_window)")
+    assert line.endswith("DICOM network ok, main window skipped (desktop interface not installed: PySide6)")
+
+
+def test_a_desktop_interface_that_cannot_load_fails_the_window_step(resources, monkeypatch):
+    """PySide6 installed but a system library missing: the app would not start, so neither may the test pass."""
+    monkeypatch.setitem(sys.modules, "aimedx_desktop.ui.main_window", None)  # its import fails
+    passed, line = run_self_test(slices=1)
+    assert not passed and line.startswith("self-test FAILED: main window: "), line
 
 
 def test_self_test_takes_no_other_arguments(capsys):
