@@ -36,8 +36,8 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def on_termination(handler: Callable[[int], None]) -> Iterator[None]:
-    """Call handler(signum) on every TERMINATING signal inside the block, then restore the previous
+def on_termination(handler: Callable[[int], None], signals: tuple[signal.Signals, ...] = TERMINATING) -> Iterator[None]:
+    """Call handler(signum) on every one of `signals` inside the block, then restore the previous
     handlers. Signals are delivered to the main thread only: elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -46,7 +46,7 @@ def on_termination(handler: Callable[[int], None]) -> Iterator[None]:
     def receive(signum: int, frame: FrameType | None) -> None:
         handler(signum)
 
-    previous = {number: signal.signal(number, receive) for number in TERMINATING}
+    previous = {number: signal.signal(number, receive) for number in signals}
     try:
         yield
     finally:

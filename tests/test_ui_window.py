@@ -729,6 +729,19 @@ def test_a_terminating_signal_during_an_export_closes_the_window_without_staged_
     assert dialogs.confirmations == []  # the system is going down: nothing to ask
 
 
+def test_ctrl_c_in_the_terminal_closes_the_window_and_is_recorded_for_the_exit_status(qtbot, window):
+    """Python's own Ctrl-C raised KeyboardInterrupt in a slot: a traceback, and the app went on."""
+    import os
+    import signal
+
+    window.show()
+    received: list[int] = []
+    with ui_app.close_on_termination(window, received):
+        os.kill(os.getpid(), signal.SIGINT)
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
+    assert received == [signal.SIGINT]
+
+
 def test_quit_and_open_ask_before_an_unsaved_synthetic_image_is_lost(qtbot, with_tiny_model, monkeypatch, ct_scan, dialogs, tmp_path):
     win = with_tiny_model
     open_in_memory(qtbot, win, monkeypatch, ct_scan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -12,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from aimedx_desktop.error_log import bug_message
 from aimedx_desktop.resources import default_sample, resources_dir
-from aimedx_desktop.termination import on_termination
+from aimedx_desktop.termination import TERMINATING, on_termination
 from aimedx_desktop.ui.dialogs import Dialogs
 from aimedx_desktop.ui.settings import APPLICATION, ORGANISATION, AppSettings
 
@@ -66,10 +67,18 @@ def report_bugs_in(window) -> None:
     sys.excepthook = hook
 
 
-def close_on_termination(window):
-    """A context in which SIGTERM, SIGHUP, ... close the window as its Quit does: the running job
-    is cancelled (an export removes its staged files) before the app ends."""
-    return on_termination(lambda _signum: QTimer.singleShot(0, window.close_without_asking))
+def close_on_termination(window, received: list[int] | None = None):
+    """A context in which SIGTERM, SIGHUP, ... and Ctrl-C in the terminal close the window as its
+    Quit does: the running job is cancelled (an export removes its staged files) before the app
+    ends. Each signal is appended to `received`, for the exit status. (Python's own Ctrl-C
+    raised KeyboardInterrupt in whatever slot ran, printed a traceback and the app went on.)"""
+
+    def close(signum: int) -> None:
+        if received is not None:
+            received.append(signum)
+        QTimer.singleShot(0, window.close_without_asking)
+
+    return on_termination(close, (*TERMINATING, signal.SIGINT))
 
 
 def run_app(argv: list[str]) -> int:
@@ -88,5 +97,7 @@ def run_app(argv: list[str]) -> int:
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(SIGNAL_CHECK_MS)
     QTimer.singleShot(0, begin)
-    with close_on_termination(window):
-        return app.exec()
+    received: list[int] = []
+    with close_on_termination(window, received):
+        status = app.exec()
+    return 128 + received[0] if received else status  # as a shell reports a process a signal ended
