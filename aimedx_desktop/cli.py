@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aimedx_desktop import RESEARCH_USE_STATEMENT, __version__
 from aimedx_desktop.engine.allocator import retain_freed_memory
-from aimedx_desktop.error_log import log_internal_error, where_saved
+from aimedx_desktop.error_log import log_internal_error, log_start_refusal, where_saved
 from aimedx_desktop.termination import Terminated, on_termination, raise_terminated
 
 EXIT_OK = 0
@@ -175,13 +175,12 @@ def _run(handler, args: argparse.Namespace) -> int:
 def _open_gui(argv: list[str]) -> int:
     from aimedx_desktop.desktop_check import problem, signal_problem
 
-    missing = problem()
-    if missing is not None:  # before Qt, which would abort with a misleading message
-        print(missing, file=sys.stderr)
-        return EXIT_ERROR
-    broken = signal_problem()
-    if broken is not None:  # before the window, which would crash with the user's work in it
-        print(broken, file=sys.stderr)
+    # Before Qt, which would abort with a misleading message; before the window, which a broken
+    # PySide6 would crash with the user's work in it.
+    refusal = problem() or signal_problem()
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        log_start_refusal(refusal)  # started from a desktop menu, nobody sees stderr
         return EXIT_ERROR
     try:
         from aimedx_desktop.ui.app import run_app

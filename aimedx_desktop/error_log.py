@@ -46,16 +46,27 @@ def log_internal_error(error: BaseException, action: str) -> Path | None:
     the traceback goes to stderr instead, so that it is never lost)."""
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     header = f"internal error in {action}: AI-MEDX Desktop {__version__}, Python {platform.python_version()}, {platform.platform()}"
+    return _append(f"{header}\n{text}")
+
+
+def log_start_refusal(message: str) -> Path | None:
+    """Append why the desktop did not start: started from a menu, no terminal shows stderr."""
+    return _append(f"the desktop did not start: AI-MEDX Desktop {__version__}, {platform.platform()}\n{message}\n")
+
+
+def _append(entry: str) -> Path | None:
+    """Append `entry` to the log; its path, or None when it cannot be written (then the entry goes
+    to stderr instead, so that it is never lost)."""
     path = log_dir() / LOG_NAME
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handler = RotatingFileHandler(path, maxBytes=MAX_LOG_BYTES, backupCount=KEPT_LOGS, encoding="utf-8")
     except OSError:
-        sys.stderr.write(f"{header}\n{text}")
+        sys.stderr.write(entry)
         return None
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     try:
-        handler.emit(logging.makeLogRecord({"msg": f"{header}\n{text}", "levelno": logging.ERROR}))
+        handler.emit(logging.makeLogRecord({"msg": entry, "levelno": logging.ERROR}))
     finally:
         handler.close()
     return path

@@ -136,7 +136,8 @@ def test_no_garbage_collection_runs_between_the_two_counts(monkeypatch):
     assert collecting == [False, False] and gc.isenabled()
 
 
-def test_aimedx_refuses_a_broken_pyside6_in_one_line(monkeypatch, capsys):
+def test_aimedx_refuses_a_broken_pyside6_in_one_line_and_in_the_log(monkeypatch, capsys, log_home):
+    """Started from a desktop menu, no terminal shows the line: the log keeps it."""
     from aimedx_desktop import cli
 
     line = "error: PySide6 6.12.0 is broken: each Qt signal drops a reference to Python's True, ..."
@@ -144,6 +145,7 @@ def test_aimedx_refuses_a_broken_pyside6_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr(desktop_check, "signal_problem", lambda: line)
     assert cli.main([]) == 1
     assert capsys.readouterr().err == line + "\n"
+    assert "the desktop did not start: AI-MEDX Desktop" in (log_home / "aimedx.log").read_text() and line in (log_home / "aimedx.log").read_text()
 
 
 def test_every_runtime_package_is_documented_and_installed_by_ci():
