@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from file_size_limit import run_limited
 from PIL import Image
 
 from aimedx_desktop import error_log
 from aimedx_desktop.cli import main
 from aimedx_desktop.engine.io import dicom_writer
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -71,19 +68,12 @@ def test_an_unusable_output_is_refused_before_translating(tiny_bundle_dir, mr_pn
 def test_a_full_disk_is_a_plain_sentence_and_leaves_nothing(tiny_bundle_dir, mr_png, tmp_path):
     """A real refusal by the kernel: a file-size limit (EFBIG; Python ignores SIGXFSZ)."""
     out = tmp_path / "out"
-    script = (
-        "import resource, sys\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))\n"
-        "from aimedx_desktop.cli import main\n"
-        f"sys.exit(main({convert([str(mr_png), '--input-modality', 'mr', '--out', str(out), '--format', 'dicom'], tiny_bundle_dir)!r}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert done.returncode == 1 and errors == [
+    args = convert([str(mr_png), "--input-modality", "mr", "--out", str(out), "--format", "dicom"], tiny_bundle_dir)
+    code, errors, stderr = run_limited(args, max_file_bytes=4096, timeout=120)
+    assert code == 1 and errors == [
         f"error: cannot write {out / 'synthetic_ct_0001.dcm'}: the file is larger than this disk or account allows"
-    ], done.stderr
-    assert "Errno" not in done.stderr and list(out.iterdir()) == []
+    ], stderr
+    assert "Errno" not in stderr and list(out.iterdir()) == []
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])

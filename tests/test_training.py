@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from file_size_limit import run_limited
 from PIL import Image
 
 from aimedx_desktop.cli import main
@@ -146,18 +147,10 @@ def test_a_full_disk_while_checkpointing_is_a_plain_sentence_and_leaves_no_tempo
     out = tmp_path / "run"
     args = ["train", "--ct", str(ct), "--mr", str(mr), "--out", str(out), "--epochs", "1", "--epochs-decay", "0",
             "--crop-size", "32", "--image-size", "64", "--ngf", "4", "--n-blocks", "1", "--ndf", "4"]
-    script = (
-        "import resource, sys\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))\n"
-        "from aimedx_desktop.cli import main\n"
-        f"sys.exit(main({args!r}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert done.returncode == 1 and errors == [
+    code, errors, stderr = run_limited(args, max_file_bytes=20_000)
+    assert code == 1 and errors == [
         f"error: cannot write {out / 'checkpoint.pt'}: the file could not be written to the end (is the disk full?)"
-    ], done.stderr[-2000:]
+    ], stderr[-2000:]
     assert list(out.iterdir()) == []
 
 
