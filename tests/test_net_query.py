@@ -45,6 +45,10 @@ def test_find_lists_the_study_and_its_series(archive):
     assert find(archive, "AIMEDX", TIMEOUT_S, patient_id="山*") == []  # sent as '??', a wildcard, it matched everyone
     with pytest.raises(NetworkError, match="give a patient ID or a study"):
         find(archive, "AIMEDX", TIMEOUT_S)
+    stopped = CancelToken()
+    stopped.cancel()  # Cancel in the app: a wildcard search asks once per study
+    with pytest.raises(Cancelled):
+        find(archive, "AIMEDX", TIMEOUT_S, patient_id="*", cancel=stopped)
 
 
 def test_retrieve_brings_ct_and_mr_series_into_the_inbox(archive, tmp_path, bundled_samples):

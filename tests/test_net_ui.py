@@ -188,3 +188,73 @@ def test_about_and_first_start_say_when_the_network_is_used(window, dialogs):
     for text in (dialogs.infos[-1][1], FIRST_START_NOTICE):
         assert "opens no network connection unless you configure a DICOM node" in text
     assert [a.text() for a in window.menuBar().actions()[0].menu().actions() if "PACS" in a.text()] == ["&Send synthetic to PACS…"]
+
+
+def test_ok_keeps_a_node_typed_but_not_added(qtbot, window):
+    dialog = NodesDialog([], "AIMEDX", window.net.verify, window)
+    qtbot.addWidget(dialog)
+    dialog.name.setText("Radiology")
+    dialog.aet.setText("PACS")
+    dialog.host.setText("10.0.0.5")
+    dialog.port.setValue(104)
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted and dialog.nodes == [Node("PACS", "10.0.0.5", 104, "Radiology")]
+
+
+def test_verify_speaks_with_the_ae_title_being_edited(qtbot, window):
+    """A node that knows us only by the new title refused the saved one."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    picky = AE("PICKY")
+    picky.add_supported_context(Verification)
+    picky.require_calling_aet = ["WORKSTN1"]
+    port = free_port()
+    server = picky.start_server((LOOPBACK, port), block=False)
+    try:
+        dialog = NodesDialog([], "AIMEDX", window.net.verify, window)
+        qtbot.addWidget(dialog)
+        dialog.our_aet.setText("WORKSTN1")
+        dialog.aet.setText("PICKY")
+        dialog.host.setText(LOOPBACK)
+        dialog.port.setValue(port)
+        dialog.verify()
+        qtbot.waitUntil(lambda: dialog.verify_button.isEnabled(), timeout=TIMEOUT_MS)
+        assert "answered the C-ECHO in" in dialog.status.text(), window.dialogs.errors
+    finally:
+        server.shutdown()
+
+
+def test_search_results_go_when_a_new_search_starts_or_their_node_goes(qtbot, window):
+    """A failed search left the last patient's studies up, and Retrieve then asked the newly chosen node."""
+    from aimedx_desktop.engine.net.query import SeriesMatch, StudyMatch
+
+    panel = window.net.search_panel
+    first, second = Node("PACS", "10.0.0.5", 104, "Radiology"), Node("OTHER", "10.0.0.6", 104, "Other")
+    panel.set_nodes([first, second])
+    series = SeriesMatch("1.2", "1.2.3", "CT", "1", "HEAD", 28)
+    panel.show_results(first, [StudyMatch("1.2", "DOE JANE", "P1", "2024-01-02", "HEAD", (series,))])
+    panel.results.topLevelItem(0).setSelected(True)
+    asked = []
+    panel.retrieveRequested.disconnect()  # the window's jobs are not run here
+    panel.searchRequested.disconnect()
+    panel.retrieveRequested.connect(lambda node, chosen: asked.append(node))
+    panel.retrieve()
+    assert asked == [first]
+    panel.node_box.setCurrentIndex(1)
+    panel.query.setText("OTHERPATIENT")
+    panel.search()
+    assert panel.results.topLevelItemCount() == 0 and not panel.retrieve_button.isEnabled()
+    panel.show_results(first, [StudyMatch("1.2", "DOE JANE", "P1", "2024-01-02", "HEAD", (series,))])
+    panel.set_nodes([second])  # Radiology deleted in DICOM nodes…
+    assert panel.results.topLevelItemCount() == 0
+
+
+def test_a_retrieve_with_failed_images_says_so_in_a_dialog(window):
+    from pathlib import Path
+
+    from aimedx_desktop.engine.net.query import RetrieveReport
+
+    window.net._retrieved(RetrieveReport(Node("PACS", "10.0.0.5", 104), Path("inbox"), 1, 28, 1, 2.0))
+    assert window.dialogs.errors == [("Not every image was retrieved", window.dialogs.errors[0][1])]
+    assert "1 image(s) failed" in window.dialogs.errors[0][1]

@@ -29,8 +29,9 @@ from PySide6.QtWidgets import (
 from aimedx_desktop.engine.net.errors import NetworkError
 from aimedx_desktop.engine.net.nodes import Node, check_aet
 
-Verify = Callable[[Node, Callable[[float | None], None]], bool]
-"""verify(node, done): start a C-ECHO of node, False when it cannot start now; done(seconds or None)."""
+Verify = Callable[[Node, Callable[[float | None], None], str], bool]
+"""verify(node, done, calling_aet): start a C-ECHO of node as calling_aet, False when it cannot
+start now; done(seconds or None)."""
 PROBLEM_STYLE = "color: #b00000;"
 NETWORK_NOTE = "The app connects only to the nodes listed here, and only when you send, verify, search or retrieve."
 
@@ -148,12 +149,14 @@ class NodesDialog(QDialog):
             self._say(f"{removed.label} removed (applies on OK)")
 
     def verify(self) -> None:
+        """C-ECHO the node in the fields as the AE title in the dialog (not the saved one: a node
+        that knows us only by the new title would refuse the old)."""
         node = self.node_in_form()
-        if node is None:
+        if node is None or not self._calling_aet_ok():
             return
         self.verify_button.setEnabled(False)
         self._say(f"Verifying {node.address}…")
-        if not self._verify(node, lambda seconds: self.verified(node, seconds)):
+        if not self._verify(node, lambda seconds: self.verified(node, seconds), self.calling_aet):
             self.verify_button.setEnabled(True)
             self._say("Another job is running: verify when it has finished", problem=True)
 
@@ -166,13 +169,25 @@ class NodesDialog(QDialog):
             self._say(f"✓ {node.address} answered the C-ECHO in {seconds * 1000:.0f} ms")
 
     def accept(self) -> None:
-        """Stay open, saying why, while our AE title is not one."""
+        """Keep a node typed into the fields but not added (OK means what the dialog shows), and stay
+        open, saying why, while that node or our AE title is not valid."""
+        if not self._calling_aet_ok():
+            return
+        if any(field.text().strip() for field in (self.name, self.aet, self.host)):
+            node = self.node_in_form()
+            if node is None:
+                return
+            if node not in self.nodes:
+                self.add_or_update()
+        super().accept()
+
+    def _calling_aet_ok(self) -> bool:
         try:
             check_aet(self.calling_aet, "AE title of this computer")
         except NetworkError as error:
             self._say(str(error), problem=True)
-            return
-        super().accept()
+            return False
+        return True
 
 
 class SendDialog(QDialog):

@@ -47,15 +47,15 @@ def verify(node: Node, calling_aet: str) -> float:
     return echo(node, calling_aet, VERIFY_TIMEOUT)
 
 
-def search(node: Node, calling_aet: str, text: str) -> list[Any]:
+def search(node: Node, calling_aet: str, text: str, cancel: Any = None) -> list[Any]:
     """Studies on `node` whose study UID is `text` when it looks like a UID, else whose patient ID
-    matches it (wildcards allowed)."""
+    matches it (wildcards allowed); `cancel` stops it between queries."""
     from aimedx_desktop.engine.net.query import find
 
     text = text.strip()
     if _UID.fullmatch(text):
-        return find(node, calling_aet, DEFAULT_TIMEOUT, study_uid=text)
-    return find(node, calling_aet, DEFAULT_TIMEOUT, patient_id=text)
+        return find(node, calling_aet, DEFAULT_TIMEOUT, study_uid=text, cancel=cancel)
+    return find(node, calling_aet, DEFAULT_TIMEOUT, patient_id=text, cancel=cancel)
 
 
 def retrieve(node: Node, calling_aet: str, inbox: Path, series: Sequence[Any], progress: Progress, cancel: Any) -> Any:

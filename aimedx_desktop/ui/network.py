@@ -85,9 +85,10 @@ class NetworkUi:
         self.search_panel.set_nodes(edited[0])
         return True
 
-    def verify(self, node: Node, done: Callable[[float | None], None]) -> bool:
-        """C-ECHO `node` on the worker; done(seconds), or done(None) after the error is shown."""
-        aet = self.settings.calling_aet
+    def verify(self, node: Node, done: Callable[[float | None], None], calling_aet: str | None = None) -> bool:
+        """C-ECHO `node` on the worker as `calling_aet` (the title being edited; by default the saved
+        one); done(seconds), or done(None) after the error is shown."""
+        aet = calling_aet or self.settings.calling_aet
         return self.window.run_job(
             lambda ctx: net_jobs.verify(node, aet), done, "Verify failed", node.label, on_abort=lambda: done(None)
         )
@@ -100,7 +101,10 @@ class NetworkUi:
         if not self.settings.nodes and not self.edit_nodes():
             return False
         nodes = self.settings.nodes
-        request = self.dialogs.send_options(nodes) if nodes else None
+        if not nodes:
+            self._status("No DICOM node to send to: add one in File → DICOM nodes…")
+            return False
+        request = self.dialogs.send_options(nodes)
         if request is None:
             return False
         viewer_window = self.window.synthetic_viewer.window
@@ -142,7 +146,8 @@ class NetworkUi:
     def search(self, node: Node, text: str) -> bool:
         aet = self.settings.calling_aet
         started = self.window.run_job(
-            lambda ctx: net_jobs.search(node, aet, text), self.search_panel.show_results, "Search failed", f"{text} on {node.label}"
+            lambda ctx: net_jobs.search(node, aet, text, ctx.cancel), lambda studies: self.search_panel.show_results(node, studies),
+            "Search failed", f"{text} on {node.label}", cancel=CancelToken(), cancelled_text=lambda: "Search cancelled",
         )
         if started:
             self._status(f"Searching {node.label} for {text}…")
@@ -164,3 +169,5 @@ class NetworkUi:
         self._status(_sentence(report.summary()))
         self.inbox.refresh()
         self.tabs.setCurrentWidget(self.inbox)
+        if report.failed:  # as a send says so: a status line is gone in seconds
+            self.window.dialogs.error("Not every image was retrieved", report.summary())

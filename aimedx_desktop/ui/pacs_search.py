@@ -36,7 +36,7 @@ class PacsSearchPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.nodes: list[Node] = []
-        self._searched: Node | None = None
+        self._searched: Node | None = None  # the node the listed studies came from
         self._busy = False
         self.node_box = QComboBox()
         self.query = QLineEdit()
@@ -65,6 +65,8 @@ class PacsSearchPanel(QWidget):
 
     def set_nodes(self, nodes: list[Node]) -> None:
         self.nodes = nodes
+        if self._searched is not None and self._searched not in nodes:  # its results belong to a node now gone
+            self.clear_results()
         self.node_box.clear()
         self.node_box.addItems([node.label for node in nodes])
         self.note.setVisible(not nodes)
@@ -77,11 +79,18 @@ class PacsSearchPanel(QWidget):
 
     def search(self) -> None:
         if self.nodes and self.query.text().strip() and self.search_button.isEnabled():
-            self._searched = self.nodes[self.node_box.currentIndex()]
-            self.searchRequested.emit(self._searched, self.query.text().strip())
+            self.clear_results()  # a search that fails must not leave another query's studies up
+            self.searchRequested.emit(self.nodes[self.node_box.currentIndex()], self.query.text().strip())
 
-    def show_results(self, studies: list[Any]) -> None:
+    def clear_results(self) -> None:
+        self._searched = None
         self.results.clear()
+        self._selection_changed()
+
+    def show_results(self, node: Node, studies: list[Any]) -> None:
+        """The studies `node` answered with: Retrieve asks that node for them."""
+        self.results.clear()
+        self._searched = node
         for study in studies:
             item = QTreeWidgetItem([f"{study.patient or '(no name)'} [{study.patient_id}]", study.date, "", "", study.description])
             item.setToolTip(0, study.study_uid)

@@ -74,18 +74,24 @@ class RetrieveReport:
                 f"into {self.inbox} in {self.seconds:.1f} s{failed}")
 
 
-def find(node: Node, calling_aet: str, timeout: float, patient_id: str = "", study_uid: str = "") -> list[StudyMatch]:
+def find(
+    node: Node, calling_aet: str, timeout: float, patient_id: str = "", study_uid: str = "", cancel: CancelToken | None = None
+) -> list[StudyMatch]:
     """The studies matching `patient_id` (wildcards * and ? allowed) or `study_uid`, each with its
-    series. NetworkError when the node cannot be asked or refuses the query."""
+    series. NetworkError when the node cannot be asked or refuses the query; Cancelled (token)
+    between the study query and each study's series query."""
     if not (patient_id.strip() or study_uid.strip()):
         raise NetworkError("give a patient ID or a study instance UID to search for")
     with open_association(node, calling_aet, [Context(FIND_MODEL, tuple(UncompressedTransferSyntaxes))], timeout) as assoc:
         studies = _find(assoc, node, "STUDY", _STUDY_KEYS, PatientID=patient_id.strip(), StudyInstanceUID=study_uid.strip())
-        return [
-            _study(ds, [_series(s) for s in _find(assoc, node, "SERIES", _SERIES_KEYS, StudyInstanceUID=str(ds.StudyInstanceUID))])
-            for ds in studies
-            if ds.get("StudyInstanceUID")
-        ]
+        matches = []
+        for ds in studies:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            if ds.get("StudyInstanceUID"):
+                series = _find(assoc, node, "SERIES", _SERIES_KEYS, StudyInstanceUID=str(ds.StudyInstanceUID))
+                matches.append(_study(ds, [_series(s) for s in series]))
+        return matches
 
 
 def _find(assoc: Association, node: Node, level: str, keys: Sequence[str], **matching: str) -> list[Dataset]:
