@@ -32,7 +32,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         kind = hints[item.name]
         default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
-        help_text = meta["help"] + ("" if default in ("", [], False) else f" (default: {_shown(default)})")
+        unset = default is False or default in ("", [])  # not `in (…, False)`: 0 == False, and 0 is a default to show
+        help_text = meta["help"] + ("" if unset else f" (default: {_shown(default)})")
         options: dict[str, typing.Any] = {"help": help_text, "default": argparse.SUPPRESS}
         if kind is bool:
             options["action"] = "store_true"

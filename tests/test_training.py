@@ -244,6 +244,14 @@ def test_validation_given_on_one_side_only_is_refused(tmp_path, options):
         _config(tmp_path, tmp_path, tmp_path / "run", **options)
 
 
+def test_train_help_shows_defaults_of_zero(capsys):
+    """0 == False: a test for 'no default' by `in (..., False)` hid --seed 0 and --dropout 0.0."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "machine) (default: 0)" in shown and "(pix2pix uses 0.5) (default: 0.0)" in shown
+
+
 def test_trainer_image_pool_returns_history():
     from aimedx_desktop.engine.training import ImagePool
 

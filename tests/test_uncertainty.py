@@ -215,3 +215,8 @@ def test_the_benchmark_times_the_same_image_weights_without_the_head(uncertain_b
         image = plain.generators["mr2ct"](x)
     assert both.shape[1] == 2 and image.shape[1] == 1
     torch.testing.assert_close(image, both[:, :1])
+
+
+def test_info_shows_the_uncertainty_calibration(uncertain_bundle_dir, capsys):
+    assert main(["info", "--model", str(uncertain_bundle_dir)]) == 0
+    assert "uncertainty calibration: scale mr2ct 1, ct2mr 1 for 68.3 % coverage" in capsys.readouterr().out

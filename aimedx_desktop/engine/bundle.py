@@ -206,6 +206,10 @@ class ModelBundle:
         for key in ("limitations", "data", "mr_sequences", "calibration"):
             if key in card:
                 lines.append(f"{key.replace('_', ' ')}: {_plain(card[key])}")
+        if arch.uncertainty:
+            mr2ct, ct2mr = self.uncertainty(Modality.MR), self.uncertainty(Modality.CT)
+            lines.append(f"uncertainty calibration: scale mr2ct {mr2ct.scale:.4g}, ct2mr {ct2mr.scale:.4g} for "
+                         f"{100 * mr2ct.nominal:.1f} % coverage; fitted on {mr2ct.fitted_on or 'nothing recorded'}")
         training = card.get("training")
         if isinstance(training, dict) and training.get("command"):
             lines.append(f"training command: {training['command']}")
