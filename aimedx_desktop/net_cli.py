@@ -63,7 +63,8 @@ def add_network_commands(commands: argparse._SubParsersAction) -> None:
     listen.add_argument("--inbox", type=Path, required=True, help="folder to file received images in (STUDY/SERIES/)")
     listen.add_argument("--allow", nargs="+", default=[], metavar="AET", help="accept only these calling AE titles")
     listen.add_argument("--bind", default="0.0.0.0", metavar="ADDRESS", help="address to listen on (default: all)")
-    listen.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="S", help=f"seconds to wait for a sender, also in the middle of a message (default {DEFAULT_TIMEOUT:g})")
+    listen.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="S",
+                        help=f"seconds to wait for a sender, also in the middle of a message (default {DEFAULT_TIMEOUT:g})")
 
     fetch = commands.add_parser("fetch", help="find studies on a PACS (C-FIND) and retrieve their CT/MR series (C-GET)")
     fetch.add_argument("--from", dest="source", required=True, metavar=NODE, help="the PACS to ask")
