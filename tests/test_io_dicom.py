@@ -517,6 +517,21 @@ def test_slices_in_another_plane_than_axial_are_named(tmp_path, orientation, pla
     assert named == ([] if plane is None else [named[0]]) and (plane is None or named[0].startswith(f"{plane} slices (90° from axial)"))
 
 
+def test_repeats_of_a_position_that_no_header_tells_apart_are_not_interleaved(tmp_path):
+    """Three time points told apart only by AcquisitionNumber, or a volume copied under new UIDs."""
+    folder = tmp_path / "repeats"
+    folder.mkdir()
+    for repeat in range(3):
+        for i in range(4):
+            make_dicom(folder / f"r{repeat}_{i}.dcm", ramp(10 * repeat + i), modality="CT", instance=4 * repeat + i + 1,
+                       position=(0.0, 0.0, 5.0 * i), intercept=0.0, AcquisitionNumber=repeat + 1)
+    scan = read_scan(folder)
+    assert scan.n_slices == 4
+    np.testing.assert_array_equal(scan.voxels[:, 0, 0], [100 * i for i in range(4)])  # the first repeat, in order
+    assert any("8 image(s) repeat a slice position" in w for w in scan.warnings)
+    assert not any("uneven" in w for w in scan.warnings)
+
+
 # -- real tools: dcmtk -----------------------------------------------------------------------
 
 

@@ -148,13 +148,33 @@ def _one_stack(files: list[tuple[Path, Dataset]], warnings: list[str]) -> list[t
     for path, ds in unique:
         stacks.setdefault(tuple(str(ds.get(keyword, "")) for keyword in _STACKS), []).append((path, ds))
     positions = {tuple(ds.get("ImagePositionPatient") or ()) for _, ds in unique}
-    if len(stacks) == 1 or len(positions) == len(unique):
+    if len(positions) == len(unique):
         return unique
+    if len(stacks) == 1:
+        return _first_at_each_position(unique, warnings)
     key, chosen = max(stacks.items(), key=lambda stack: len(stack[1]))
     named = ", ".join(f"{label} {value}" for label, value in zip(_STACKS.values(), key) if value)
     warnings.append(f"series holds {len(stacks)} stacks at the same positions (echoes, time points or b-values); "
                     f"read {named} ({len(chosen)} of {len(unique)} files)")
-    return chosen
+    return _first_at_each_position(chosen, warnings)
+
+
+def _first_at_each_position(files: list[tuple[Path, Dataset]], warnings: list[str]) -> list[tuple[Path, Dataset]]:
+    """One image per slice position, the first by InstanceNumber: repeats that no header tells
+    apart (a repeated scan, time points numbered only by AcquisitionNumber or TriggerTime, a
+    vendor's private b-value) would otherwise interleave into one volume. Files without a
+    position are left as they are: nothing says which repeat which."""
+    by_position: dict[tuple[float, ...], list[tuple[Path, Dataset]]] = {}
+    for path, ds in sorted(files, key=lambda item: _float(item[1].get("InstanceNumber"), 0.0)):
+        position = tuple(round(float(value), 3) for value in ds.get("ImagePositionPatient") or ())
+        plane = tuple(round(float(value), 3) for value in ds.get("ImageOrientationPatient") or ())
+        by_position.setdefault(position and position + plane, []).append((path, ds))
+    if () in by_position or all(len(group) == 1 for group in by_position.values()):
+        return files
+    first = [group[0] for group in by_position.values()]
+    warnings.append(f"{len(files) - len(first)} image(s) repeat a slice position with nothing in their headers to tell "
+                    "the repeats apart (a repeated scan, or time points): read the first at each position, by InstanceNumber")
+    return first
 
 
 def _is_localizer(ds: Dataset) -> bool:
