@@ -587,6 +587,29 @@ def test_signed_12_bit_ct_compressed_by_dcmtk_keeps_its_negative_hu(tmp_path, to
     np.testing.assert_array_equal(read_scan(compressed).voxels[0], hu)
 
 
+def test_a_dicomdir_given_as_the_path_reads_the_series_beside_it(tmp_path, bundled_samples):
+    """CD users pick the DICOMDIR file itself; reading its folder must not warn about it either."""
+    tool = shutil.which("dcmmkdir")
+    if tool is None:
+        pytest.skip("dcmmkdir not found: install dcmtk (apt-get install dcmtk) to run this test")
+    disc = tmp_path / "disc"
+    (disc / "IMAGES").mkdir(parents=True)
+    for index, source in enumerate(sorted((bundled_samples / "head_ct_ge").glob("*.dcm"))[:3]):
+        shutil.copy(source, disc / "IMAGES" / f"IM{index}")
+    subprocess.run([tool, "-Pgp", "+I", "+r", "IMAGES"], cwd=disc, check=True, capture_output=True, timeout=60)  # +I: invent what the GE files lack
+    assert (disc / "DICOMDIR").is_file()
+    scan = read_scan(disc / "DICOMDIR")
+    assert scan.n_slices == 3 and not any("DICOMDIR" in w for w in scan.warnings)
+
+
+def test_slices_of_different_pixel_spacing_are_named(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    for i, spacing in enumerate((0.5, 0.5, 0.8)):
+        make_dicom(folder / f"{i}.dcm", ramp(i), instance=i + 1, position=(0.0, 0.0, 2.0 * i), PixelSpacing=[spacing, spacing])
+    assert "pixel spacing differs between slices (0.5×0.5 to 0.8×0.8 mm): sizes in mm follow the first slice's" in read_scan(folder).warnings
+
+
 # -- the real tilted head CT ---------------------------------------------------------------
 
 

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 
 from aimedx_desktop.engine.io import ScanReadError, read_scan
 
@@ -41,6 +44,14 @@ def test_dispatch_by_kind_of_path(tmp_path, mr_small):
     Image.fromarray(np.zeros((64, 200), np.uint8)).save(compact_disc / "logo.png")
     shutil.copy(mr_small, compact_disc / "DICOM" / "S1" / "IM1")
     assert read_scan(compact_disc).provenance.source_format == "dicom"
+    raw = tmp_path / "raw"  # files without the DICM preamble (implicit VR, as old systems write) beside a logo
+    raw.mkdir()
+    Image.fromarray(np.zeros((64, 200), np.uint8)).save(raw / "logo.png")
+    data_set = DicomBytesIO()
+    data_set.is_little_endian, data_set.is_implicit_VR = True, True
+    write_dataset(data_set, pydicom.dcmread(mr_small))
+    (raw / "IM0").write_bytes(data_set.getvalue())  # no preamble, no file meta
+    assert read_scan(raw).provenance.source_format == "dicom"
     nib.save(nib.Nifti1Image(np.zeros((3, 3, 3), np.float32), np.eye(4)), tmp_path / "v.nii.gz")
     assert read_scan(str(tmp_path / "v.nii.gz"), modality="mr").provenance.source_format == "nifti"
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from aimedx_desktop.engine.io._common import ASSUMED_MR, GUESSED_FROM_NAME
 from aimedx_desktop.engine.io.dicom import (
+    DICOMDIR,
     SeriesInfo,
     has_dicm_preamble,
+    is_dicom_image_file,
     list_series,
     read_dicom_file,
     read_dicom_series,
@@ -52,6 +54,8 @@ def read_scan(
             raise ScanReadError(path, "no such file or folder")
         if path.is_dir():
             return _read_folder(path, given, series_uid)
+        if path.name.upper() == DICOMDIR and path.is_file():  # a CD's index: the series lie beside it
+            return _read_folder(path.parent, given, series_uid)
         if not path.is_file():  # reading a FIFO or a device such as /dev/zero would never end
             raise ScanReadError(path, f"{_kind(path)}, not a file or folder; nothing was read")
         if is_nifti_path(path):
@@ -75,7 +79,8 @@ def _kind(path: Path) -> str:
 def _read_folder(folder: Path, modality: Modality | None, series_uid: str | None) -> Scan:
     if not any(folder.iterdir()):
         raise ScanReadError(folder, "the folder is empty")
-    if raster_files(folder) and not any(_is_part10_file(p) for p in folder.iterdir()) and not _dicom_below(folder):
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in RASTER_SUFFIXES]
+    if raster_files(folder) and not any(is_dicom_image_file(p) for p in files) and not _dicom_below(folder):
         return read_raster(folder, modality)
     return read_dicom_series(folder, series_uid, modality)
 

@@ -232,6 +232,28 @@ def _read_file(path: Path, header_only: bool = False) -> Dataset:
     return ds
 
 
+DICOMDIR = "DICOMDIR"
+"""The name PS3.10 gives a media's directory file."""
+
+
+def _may_be_dicom(path: Path) -> bool:
+    """A name a DICOM file may have without its preamble (no suffix, a numeric one, .dcm,
+    .dicom, .ima), or any name with the DICM preamble."""
+    suffix = path.suffix.lower()
+    return suffix in _HEADERLESS_SUFFIXES or suffix[1:].isdigit() or has_dicm_preamble(path)
+
+
+def is_dicom_image_file(path: Path) -> bool:
+    """Whether `path` reads as a DICOM file with an image's rows and columns (header only)."""
+    try:
+        if path.name.upper() == DICOMDIR or not _may_be_dicom(path):
+            return False
+        ds = _read_file(path, header_only=True)
+    except ScanReadError:
+        return False
+    return "Rows" in ds and "Columns" in ds
+
+
 def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], list[str]]:
     """Headers of the DICOM images under `folder` grouped by SeriesInstanceUID, and one note per
     file that cannot be opened, is a damaged DICOM file or a DICOM object that is no image
@@ -243,9 +265,10 @@ def _scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Dataset]]], l
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     unreadable: list[str] = []
     for path in sorted(_files_under(folder), key=natural_key):
-        suffix = path.suffix.lower()
+        if path.name.upper() == DICOMDIR:  # the index of a CD's files, which are read themselves
+            continue
         try:
-            if not (suffix in _HEADERLESS_SUFFIXES or suffix[1:].isdigit() or has_dicm_preamble(path)):
+            if not _may_be_dicom(path):
                 continue
             ds = _read_file(path, header_only=True)
         except ScanReadError as error:
@@ -505,6 +528,10 @@ def _build_scan(slices: list[_Slice], source: Path, modality: Modality, warnings
         warnings.append("MONOCHROME1 image inverted so that higher values are brighter")
     warnings += sorted({s.note for s in slices if s.note})
     warnings += _problem_notes(slices)
+    spacings = sorted({tuple(round(v, 4) for v in s.pixel_spacing) for s in slices if s.pixel_spacing is not None})
+    if len(spacings) > 1:
+        shown = " to ".join(f"{rows:g}×{cols:g}" for rows, cols in (spacings[0], spacings[-1]))
+        warnings.append(f"pixel spacing differs between slices ({shown} mm): sizes in mm follow the first slice's")
     if first.pixel_spacing is None:
         warnings.append("pixel spacing not stated; assuming 1 mm")
     geometry = Geometry(
