@@ -498,6 +498,30 @@ def test_dropping_a_file_opens_it(qtbot, window, monkeypatch, ct_scan, tmp_path)
     assert window.settings.recent_files[0] == str(dropped)
 
 
+def _drop(window, paths) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
+    window.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                Qt.KeyboardModifier.NoModifier))
+
+
+def test_dropping_the_files_of_a_series_opens_their_folder(qtbot, window, monkeypatch, ct_scan, tmp_path):
+    """Picked in a file manager, a series' files came as 29 paths, and only the first was opened."""
+    opened = []
+    monkeypatch.setattr(jobs, "open_path", lambda path, series_uid=None: opened.append(path) or ct_scan)
+    series = tmp_path / "series"
+    series.mkdir()
+    for name in ("01.dcm", "02.dcm", "03.dcm"):
+        (series / name).write_bytes(b"")
+    _drop(window, sorted(series.iterdir()))
+    qtbot.waitUntil(lambda: bool(opened), timeout=TIMEOUT_MS)
+    wait_idle(qtbot, window)
+    assert opened == [series]
+    (tmp_path / "elsewhere.dcm").write_bytes(b"")
+    _drop(window, [series / "01.dcm", tmp_path / "elsewhere.dcm"])
+    assert window.statusBar().currentMessage().startswith("Drop one file or folder") and opened == [series]
+
+
 def test_a_folder_with_several_series_asks_which(qtbot, window, monkeypatch, dialogs, ct_scan):
     series = [SimpleNamespace(uid="1.2.3", description="axial", modality="CT"), SimpleNamespace(uid="4.5.6", description="scout", modality="CT")]
     calls = []
@@ -608,9 +632,12 @@ def test_the_bundled_sample_opens_at_start(qtbot, window, bundled_samples, tmp_p
     samples = tmp_path / "resources" / "samples"
     samples.mkdir(parents=True)
     shutil.copy(bundled_samples / "head_ct_ge" / "01.dcm", samples / "01.dcm")
+    window.settings.last_dir = str(tmp_path / "my scans")
     assert ui_app.start(window, initial=None)
     wait_idle(qtbot, window)
     assert window.source_scan is not None and not window.dialogs.errors
+    # opened at every start: it must not take the user's last folder and Recent list
+    assert window.settings.last_dir == str(tmp_path / "my scans") and window.settings.recent_files == []
 
 
 def test_the_application_carries_the_app_icon(qapp, monkeypatch):
@@ -927,3 +954,35 @@ def test_two_series_that_look_alike_can_each_be_chosen(qtbot, monkeypatch):
     monkeypatch.setattr(ui_dialogs.QInputDialog, "getItem", choose_the_second)
     assert ui_dialogs.Dialogs(None).choose_series(alike) == "1.2.3.2"
     assert len(set(offered)) == 2
+
+
+def test_a_model_saved_again_over_its_folder_is_loaded_again(tmp_path, tiny_bundle_dir, uncertain_bundle_dir):
+    """A retrained model re-imported from the same folder: Convert ran the old weights."""
+    cache = jobs.TranslatorCache()
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_bundle_dir, folder)
+    assert cache.get(folder).bundle.name == "tiny-test"
+    shutil.rmtree(folder)
+    shutil.copytree(uncertain_bundle_dir, folder)
+    assert cache.get(folder).bundle.name == "tiny-uncertain"
+
+
+def test_choosing_the_direction_replaces_what_the_reader_guessed(tiny_bundle_dir, ct_scan):
+    guessed = dataclasses.replace(ct_scan, modality=Modality.MR, warnings=("modality not stated; assuming MR",))
+    result = jobs.convert(jobs.TranslatorCache(), tiny_bundle_dir, guessed, Modality.CT, lambda *_: None, None, lambda *_: None)
+    assert result.modality is Modality.MR and not any(w.startswith("modality not stated") for w in result.warnings)
+    assert "read as CT, as chosen in the window (the reader had MR)" in result.warnings
+
+
+def test_the_direction_cannot_change_while_converting(qtbot, with_tiny_model, monkeypatch, ct_scan):
+    win = with_tiny_model
+    open_in_memory(qtbot, win, monkeypatch, ct_scan)
+    first_batch, resume = gate_convert(monkeypatch)
+    try:
+        assert win.convert()
+        qtbot.waitUntil(first_batch.is_set, timeout=TIMEOUT_MS)
+        assert not win.direction_box.isEnabled()
+    finally:
+        resume.set()
+    wait_idle(qtbot, win)
+    assert win.direction_box.isEnabled()

@@ -49,9 +49,10 @@ def start(window, initial: Path | None) -> bool:
         if not window.dialogs.first_start_notice():
             return False
         window.settings.notice_accepted = True
-    path = initial if initial is not None else default_sample()
-    if path is not None:
-        window.open_path(path)
+    if initial is not None:
+        window.open_path(initial)
+    elif (sample := default_sample()) is not None:
+        window.open_path(sample, remember=False)  # the user's last folder and Recent stay theirs
     return True
 
 

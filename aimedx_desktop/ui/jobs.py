@@ -5,6 +5,7 @@ The engine is imported lazily so that the window can appear before torch has loa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable
@@ -78,21 +79,32 @@ def device_description() -> str:
 
 
 class TranslatorCache:
-    """Keeps the last loaded Translator so that converting again does not reload weights."""
+    """Keeps the last loaded Translator so that converting again does not reload weights; a
+    bundle saved anew over the same folder (a retrained model re-imported) is loaded again."""
 
     def __init__(self) -> None:
-        self._key: Path | None = None
+        self._key: tuple[Any, ...] | None = None
         self._translator: Any = None
 
     def get(self, bundle_path: Path) -> Any:
         from aimedx_desktop.engine.bundle import load_bundle
         from aimedx_desktop.engine.translator import Translator
 
-        key = bundle_path.resolve()
+        key = (bundle_path.resolve(), *_file_signatures(bundle_path))
         if self._key != key:
             self._translator = Translator(load_bundle(bundle_path), device="auto")
             self._key = key
         return self._translator
+
+
+def _file_signatures(folder: Path) -> list[tuple[str, int, int]]:
+    """(name, size, modification time) of a bundle's files: what changes when it is saved anew."""
+    signatures = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        with contextlib.suppress(OSError):
+            status = path.stat()
+            signatures.append((path.name, status.st_size, status.st_mtime_ns))
+    return signatures
 
 
 def convert(
@@ -112,8 +124,10 @@ def convert(
     from aimedx_desktop.engine.intensity import prepare_source
 
     translator = cache.get(bundle_path)
-    if scan.modality is not source:
-        scan = dataclasses.replace(scan, modality=source)
+    if scan.modality is not source:  # the user's choice replaces what the reader said or guessed
+        kept = tuple(warning for warning in scan.warnings if not warning.startswith("modality "))
+        chosen = f"read as {source.value}, as chosen in the window (the reader had {scan.modality.value})"
+        scan = dataclasses.replace(scan, modality=source, warnings=(*kept, chosen))
     prepared = prepare_source(scan, translator.bundle.contract)
     return translator.translate(prepared, source.other, progress=progress, cancel=cancel, on_slice=on_slice)
 

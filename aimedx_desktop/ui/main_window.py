@@ -361,33 +361,35 @@ class MainWindow(QMainWindow):
         if path is not None:
             self.open_path(path)
 
-    def open_path(self, path: Path, series_uid: str | None = None) -> bool:
-        """Read `path` in the worker; on success it replaces the source and clears the synthetic.
+    def open_path(self, path: Path, series_uid: str | None = None, remember: bool = True) -> bool:
+        """Read `path` in the worker; on success it replaces the source and clears the synthetic,
+        and (unless not `remember`: the bundled sample) goes into Recent and the last folder.
 
         Cancel drops the result when the read ends (the worker checks its CancelToken when the read ends); the window stays as it was.
         """
         path = Path(path).expanduser().absolute()  # remembered in Recent and as the last folder
         if series_uid is None and not self.worker.busy and not self._may_discard_synthetic(f"Open {path.name}"):
             return False
-        job = _Job(lambda value: self._opened(path, value), "Could not open the scan", str(path))
+        job = _Job(lambda value: self._opened(path, value, remember), "Could not open the scan", str(path))
         started = self._run(lambda _ctx: jobs.open_path(path, series_uid=series_uid), job, CancelToken())
         if started:
             self.statusBar().showMessage(f"Opening {path}…")
         return started
 
-    def _opened(self, path: Path, value: Scan | list[Any]) -> None:
+    def _opened(self, path: Path, value: Scan | list[Any], remember: bool = True) -> None:
         if isinstance(value, list):
             uid = self.dialogs.choose_series(value)
             if uid is not None:
-                self.open_path(path, series_uid=uid)
+                self.open_path(path, series_uid=uid, remember=remember)
             return
         self.source_scan = value
         self.synthetic_scan = None
         self.synthetic_unsaved = False
         self.source_viewer.set_scan(value)
         self.synthetic_viewer.set_scan(None)
-        self.settings.add_recent(path)
-        self.settings.last_dir = str(path.parent)
+        if remember:
+            self.settings.add_recent(path)
+            self.settings.last_dir = str(path.parent)
         self.setWindowTitle(f"AI-MEDX Desktop — {path.name}")
         self.direction_box.setCurrentIndex(0)
         self.statusBar().showMessage(f"Opened {path.name}: {value.modality.value}, {value.n_slices} slice(s)", 8000)
@@ -412,11 +414,16 @@ class MainWindow(QMainWindow):
 
     def dropEvent(self, event) -> None:  # noqa: N802
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            # After the drop returns: open_path may ask a question, and a modal dialog inside a
-            # drop would hold the program the file came from until it is answered.
-            QTimer.singleShot(0, lambda: self.open_path(paths[0]))
+        if not paths:
+            return
+        event.acceptProposedAction()
+        target = _drop_target(paths)
+        if target is None:
+            self.statusBar().showMessage("Drop one file or folder, or files of one folder (a series)", 8000)
+            return
+        # After the drop returns: open_path may ask a question, and a modal dialog inside a
+        # drop would hold the program the file came from until it is answered.
+        QTimer.singleShot(0, lambda: self.open_path(target))
 
     # --- models -------------------------------------------------------------------------
     @property
@@ -672,6 +679,7 @@ class MainWindow(QMainWindow):
         # Not while the engine starts: the models it finds would replace one imported meanwhile.
         self.import_model_action.setEnabled(not busy and self.engine_ready)
         self.model_menu.setEnabled(not busy)
+        self.direction_box.setEnabled(not busy)  # a result must match the direction shown
         self.recent_menu.setEnabled(not busy)
         self.convert_action.setEnabled(not busy and has_model and self.source_scan is not None)
         self.convert_action.setToolTip(self._no_conversion_text() or "Convert the source")
@@ -772,3 +780,11 @@ class MainWindow(QMainWindow):
             return True
         return self._close_pending
 
+
+def _drop_target(paths: list[Path]) -> Path | None:
+    """What a drop opens: the one file or folder dropped, or the folder of several files of one
+    folder (the slices of a series, picked in a file manager); None for a mix of places."""
+    if len(paths) == 1:
+        return paths[0]
+    folders = {path.parent for path in paths}
+    return folders.pop() if len(folders) == 1 and all(path.is_file() for path in paths) else None
