@@ -901,19 +901,21 @@ def test_the_readout_follows_the_slice_under_a_resting_mouse(qtbot, window, monk
     assert "source: 36 HU" in window.value_label.text()
 
 
-def test_a_window_chosen_while_converting_is_kept_when_it_ends(qtbot, with_tiny_model, monkeypatch, ct_scan):
+def test_while_converting_a_chosen_window_is_kept_and_the_direction_stays(qtbot, with_tiny_model, monkeypatch, ct_scan):
     win = with_tiny_model
     open_in_memory(qtbot, win, monkeypatch, ct_scan)
     first_batch, resume = gate_convert(monkeypatch)
     try:
         assert win.convert()
         qtbot.waitUntil(lambda: first_batch.is_set() and win.synthetic_viewer.is_ready(0), timeout=TIMEOUT_MS)
+        assert not win.direction_box.isEnabled()  # a result must match the direction shown
         chosen = Window(300.0, 120.0)
         win.synthetic_viewer.set_window(chosen)
     finally:
         resume.set()
     wait_idle(qtbot, win)
     assert win.synthetic_scan is not None and win.synthetic_viewer.window == chosen
+    assert win.direction_box.isEnabled()
 
 
 def test_leaving_the_window_boxes_without_typing_keeps_a_narrow_window(qtbot, window, monkeypatch, ct_scan):
@@ -972,17 +974,3 @@ def test_choosing_the_direction_replaces_what_the_reader_guessed(tiny_bundle_dir
     result = jobs.convert(jobs.TranslatorCache(), tiny_bundle_dir, guessed, Modality.CT, lambda *_: None, None, lambda *_: None)
     assert result.modality is Modality.MR and not any(w.startswith("modality not stated") for w in result.warnings)
     assert "read as CT, as chosen in the window (the reader had MR)" in result.warnings
-
-
-def test_the_direction_cannot_change_while_converting(qtbot, with_tiny_model, monkeypatch, ct_scan):
-    win = with_tiny_model
-    open_in_memory(qtbot, win, monkeypatch, ct_scan)
-    first_batch, resume = gate_convert(monkeypatch)
-    try:
-        assert win.convert()
-        qtbot.waitUntil(first_batch.is_set, timeout=TIMEOUT_MS)
-        assert not win.direction_box.isEnabled()
-    finally:
-        resume.set()
-    wait_idle(qtbot, win)
-    assert win.direction_box.isEnabled()
