@@ -76,6 +76,21 @@ def test_a_full_disk_is_a_plain_sentence_and_leaves_nothing(tiny_bundle_dir, mr_
     assert "Errno" not in stderr and list(out.iterdir()) == []
 
 
+def test_a_deidentified_export_of_burned_in_text_is_refused_before_translating(tiny_bundle_dir, bundled_samples, tmp_path, capsys):
+    import pydicom
+
+    source = tmp_path / "burned"
+    source.mkdir()
+    for path in sorted((bundled_samples / "head_ct_ge").glob("*.dcm"))[:2]:
+        dataset = pydicom.dcmread(path)
+        dataset.BurnedInAnnotation = "YES"
+        dataset.save_as(source / path.name)
+    args = convert([str(source), "--out", str(tmp_path / "out"), "--format", "dicom", "--deidentify"], tiny_bundle_dir)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "burned-in annotation" in err and "converting" not in err and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
 def test_a_terminating_signal_during_export_removes_the_staged_files(
     tiny_bundle_dir, bundled_samples, tmp_path, capsys, monkeypatch, stop

@@ -44,6 +44,12 @@ def test_dispatch_by_kind_of_path(tmp_path, mr_small):
     Image.fromarray(np.zeros((64, 200), np.uint8)).save(compact_disc / "logo.png")
     shutil.copy(mr_small, compact_disc / "DICOM" / "S1" / "IM1")
     assert read_scan(compact_disc).provenance.source_format == "dicom"
+    slices = tmp_path / "slices"  # a folder of slices whose DICOM output was written below it
+    (slices / "synth").mkdir(parents=True)
+    for index in range(3):
+        Image.fromarray(np.full((4, 4), index, np.uint8)).save(slices / f"{index}.png")
+    shutil.copy(mr_small, slices / "synth" / "synthetic_mr_0001.dcm")
+    assert read_scan(slices, modality="ct").provenance.source_format == "png"
     raw = tmp_path / "raw"  # files without the DICM preamble (implicit VR, as old systems write) beside a logo
     raw.mkdir()
     Image.fromarray(np.zeros((64, 200), np.uint8)).save(raw / "logo.png")

@@ -22,6 +22,7 @@ def _mr(name: str = "scan.dcm", modality: Modality = Modality.MR, **times: float
     ({"EchoTime": 12, "RepetitionTime": 450}, "seems to be T1-weighted (TR 450 ms, TE 12 ms)"),
     ({"EchoTime": 120, "RepetitionTime": 9000, "InversionTime": 2500}, "seems to be FLAIR (TI 2500 ms, TE 120 ms)"),
     ({"EchoTime": 15, "RepetitionTime": 3000}, "seems to be proton-density-weighted (TR 3000 ms, TE 15 ms)"),
+    ({"EchoTime": 2.98, "RepetitionTime": 2300, "InversionTime": 900}, "seems to be T1-weighted (TI 900 ms, TE 2.98 ms)"),
 ])
 def test_the_header_names_a_weighting_other_than_t2(times, says):
     assert says in weighting_note(_mr(**times))
@@ -32,6 +33,8 @@ def test_the_header_names_a_weighting_other_than_t2(times, says):
     _mr("brain_t2.nii.gz"),
     _mr("t1_brain.nii.gz", modality=Modality.CT),  # not an MR
     _mr("anatomy.png"),  # nothing to go by
+    _mr(EchoTime=20, RepetitionTime=650),  # a T2* gradient echo
+    _mr("sub-01_ses-t1_T2w.nii.gz"),  # BIDS: session "t1" of a T2-weighted scan
 ])
 def test_t2_and_the_unknown_say_nothing(scan):
     assert weighting_note(scan) is None

@@ -19,6 +19,7 @@ NAME_WEIGHTINGS = {
     "dwi": "diffusion-weighted", "adc": "an ADC map", "swi": "susceptibility-weighted",
 }
 """File-name words (between separators, lower case) and what they say the scan is."""
+T2_WORDS = frozenset({"t2", "t2w"})
 
 
 def weighting_note(scan: Scan) -> str | None:
@@ -39,20 +40,30 @@ def _from_header(header: Any) -> tuple[str, str] | None:
     if header is None:
         return None
     echo, repetition, inversion = (_ms(header.get(keyword)) for keyword in ("EchoTime", "RepetitionTime", "InversionTime"))
-    if inversion is not None and inversion >= 1500 and (echo or 0) >= 60:
-        return FLAIR, f"TI {inversion:g} ms, TE {echo:g} ms"
+    if inversion is not None and echo is not None:
+        if inversion >= 1500 and echo >= 60:
+            return FLAIR, f"TI {inversion:g} ms, TE {echo:g} ms"
+        if inversion < 1500 and echo < 30:  # inversion-prepared T1: MPRAGE, T1-FLAIR
+            return T1, f"TI {inversion:g} ms, TE {echo:g} ms"
+        return None
     if echo is None or repetition is None:
         return None
-    if repetition < 1000 and echo < 30:
+    if repetition < 1000 and echo < 15:  # spin echo or spoiled gradient echo; a T2* gradient echo has a longer TE
         return T1, f"TR {repetition:g} ms, TE {echo:g} ms"
-    if repetition >= 1500 and echo < 40:
+    if repetition >= 1500 and 10 <= echo < 40:
         return PD, f"TR {repetition:g} ms, TE {echo:g} ms"
     return None
 
 
 def _from_names(paths: tuple[str, ...]) -> tuple[str, str] | None:
+    """From the first file's name: its words, without BIDS key-value parts ('ses-t1' is a session);
+    a name that also says T2 says nothing."""
     for path in paths[:1]:
-        for word in re.split(r"[^a-z0-9]+", Path(path).name.lower()):
+        parts = [part for part in re.split(r"[_.\s]+", Path(path).name.lower()) if "-" not in part]
+        words = [word for part in parts for word in re.split(r"[^a-z0-9]+", part)]
+        if T2_WORDS & set(words):
+            return None
+        for word in words:
             if word in NAME_WEIGHTINGS:
                 return NAME_WEIGHTINGS[word], f"its file name says {word!r}"
     return None

@@ -22,8 +22,6 @@ from aimedx_desktop.engine.device import resolve_device
 from aimedx_desktop.engine.preprocess import SliceLayout, fit_to_model, near_anatomy, restore_from_model
 from aimedx_desktop.engine.scan import UNCERTAINTY, Modality, Provenance, Scan
 
-OUTSIDE_WINDOW_NOTE = 0.01
-"""A source CT with at least this share of voxels outside the model's window says so."""
 ProgressCallback = Callable[[int, int], None]
 """Called as progress(done_slices, total_slices) after each batch."""
 
@@ -129,23 +127,17 @@ class Translator:
             display_window=None,
             maps=maps,
             description=f"SYNTHETIC {target.value} of {scan.description}".strip(),
-            warnings=scan.warnings + self._range_notes(scan, target),
+            warnings=scan.warnings + self._range_notes(target),
         )
 
     def _output_range(self, target: Modality) -> tuple[float, float]:
         output = self.bundle.contract.output_map(target)
         return float(output.lo), float(output.hi)
 
-    def _range_notes(self, scan: Scan, target: Modality) -> tuple[str, ...]:
-        """What the model's CT window does to the values: a source CT's voxels beyond it are all
-        alike to the model, and a synthetic CT never leaves it (air and bone sit at its ends)."""
-        ct = self.bundle.contract.ct
-        window = f"[{ct.lo_hu:g}, {ct.hi_hu:g}] HU"
-        if target is Modality.CT:
-            return (f"synthetic CT values are limited to the model's window {window}: air and bone sit at its ends, "
-                    "not at their real HU",)
-        outside = float(np.mean((scan.voxels < ct.lo_hu) | (scan.voxels > ct.hi_hu)))
-        if outside < OUTSIDE_WINDOW_NOTE:
+    def _range_notes(self, target: Modality) -> tuple[str, ...]:
+        """A synthetic CT never leaves the model's CT window: air and bone sit at its ends."""
+        if target is not Modality.CT:
             return ()
-        return (f"{100 * outside:.0f} % of the CT's voxels lie outside the model's window {window} and are taken "
-                "at its ends (air, bone and contrast agent look alike to the model there)",)
+        ct = self.bundle.contract.ct
+        return (f"synthetic CT values are limited to the model's window [{ct.lo_hu:g}, {ct.hi_hu:g}] HU: air and bone "
+                "sit at its ends, not at their real HU",)

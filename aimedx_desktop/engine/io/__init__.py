@@ -80,9 +80,15 @@ def _read_folder(folder: Path, modality: Modality | None, series_uid: str | None
     if not any(folder.iterdir()):
         raise ScanReadError(folder, "the folder is empty")
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in RASTER_SUFFIXES]
-    if raster_files(folder) and not any(is_dicom_image_file(p) for p in files) and not _dicom_below(folder):
+    images = raster_files(folder)
+    if images and not any(is_dicom_image_file(p) for p in files) and not (len(images) <= _LOGO_IMAGES and _dicom_below(folder)):
         return read_raster(folder, modality)
     return read_dicom_series(folder, series_uid, modality)
+
+
+_LOGO_IMAGES = 2
+"""A CD's top folder may hold a logo or a viewer's image or two beside its DICOM/ folder; more
+images than that are the scan (a folder of slices whose DICOM output was written below it)."""
 
 
 def _dicom_below(folder: Path) -> bool:

@@ -153,7 +153,9 @@ def _one_stack(files: list[tuple[Path, Dataset]], warnings: list[str]) -> list[t
     if len(stacks) == 1:
         return _first_at_each_position(unique, warnings)
     key, chosen = max(stacks.items(), key=lambda stack: len(stack[1]))
-    named = ", ".join(f"{label} {value}" for label, value in zip(_STACKS.values(), key) if value)
+    named = ", ".join(f"{label} {value}" for label, value in zip(_STACKS.values(), key) if value) or (
+        f"the images without {' or '.join(_STACKS)}"
+    )
     warnings.append(f"series holds {len(stacks)} stacks at the same positions (echoes, time points or b-values); "
                     f"read {named} ({len(chosen)} of {len(unique)} files)")
     return _first_at_each_position(chosen, warnings)

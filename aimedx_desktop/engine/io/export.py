@@ -75,11 +75,7 @@ def export_scan(
     if not window[1] > 0:
         raise ExportError(f"the window width must be positive, not {window[1]:g}")
     if deidentify and fmt == "dicom" and burned_in_annotation(scan) == "YES":
-        raise ExportError(
-            "the source images are marked as holding burned-in annotation (text in the pixels, which may name "
-            "the patient and which the synthetic image can reproduce): a de-identified export would not be clean; "
-            "export without de-identifying, or remove the text from the source first"
-        )
+        refuse_burned_in()
     series = exported_series(scan, uncertainty)
     out_dir = Path(out_dir)
     check_output(scan, out_dir, fmt, overwrite, bits, uncertainty)
@@ -110,6 +106,15 @@ def export_scan(
             return staged.commit(overwrite)
     except OSError as error:
         raise ExportError(f"cannot write {error.filename or current}: {os_error_reason(error)}") from None
+
+
+def refuse_burned_in() -> None:
+    """ExportError: a source with burned-in text cannot give a clean de-identified series."""
+    raise ExportError(
+        "the source images are marked as holding burned-in annotation (text in the pixels, which may name "
+        "the patient and which the synthetic image can reproduce): a de-identified export would not be clean; "
+        "export without de-identifying, or remove the text from the source first"
+    )
 
 
 def _writer(
