@@ -199,6 +199,11 @@ def test_ok_keeps_a_node_typed_but_not_added(qtbot, window):
     dialog.port.setValue(104)
     dialog.accept()
     assert dialog.result() == dialog.DialogCode.Accepted and dialog.nodes == [Node("PACS", "10.0.0.5", 104, "Radiology")]
+    removing = NodesDialog(dialog.nodes, "AIMEDX", window.net.verify, window)
+    qtbot.addWidget(removing)
+    removing.remove()  # the last node: OK must not bring it back from the fields
+    removing.accept()
+    assert removing.nodes == []
 
 
 def test_verify_speaks_with_the_ae_title_being_edited(qtbot, window):

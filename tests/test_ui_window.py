@@ -505,20 +505,22 @@ def _drop(window, paths) -> None:
                                 Qt.KeyboardModifier.NoModifier))
 
 
-def test_dropping_the_files_of_a_series_opens_their_folder(qtbot, window, monkeypatch, ct_scan, tmp_path):
+def test_dropping_the_files_of_a_series_opens_their_folder(qtbot, window, monkeypatch, ct_scan, tmp_path, bundled_samples):
     """Picked in a file manager, a series' files came as 29 paths, and only the first was opened."""
     opened = []
     monkeypatch.setattr(jobs, "open_path", lambda path, series_uid=None: opened.append(path) or ct_scan)
     series = tmp_path / "series"
     series.mkdir()
-    for name in ("01.dcm", "02.dcm", "03.dcm"):
-        (series / name).write_bytes(b"")
+    for source in sorted((bundled_samples / "head_ct_ge").glob("*.dcm"))[:3]:
+        shutil.copy(source, series / source.name)
     _drop(window, sorted(series.iterdir()))
     qtbot.waitUntil(lambda: bool(opened), timeout=TIMEOUT_MS)
     wait_idle(qtbot, window)
     assert opened == [series]
-    (tmp_path / "elsewhere.dcm").write_bytes(b"")
-    _drop(window, [series / "01.dcm", tmp_path / "elsewhere.dcm"])
+    photos = [tmp_path / "a.png", tmp_path / "b.png"]  # their folder may hold anything
+    for photo in photos:
+        photo.write_bytes(b"")
+    _drop(window, photos)
     assert window.statusBar().currentMessage().startswith("Drop one file or folder") and opened == [series]
 
 
@@ -899,6 +901,8 @@ def test_the_readout_follows_the_slice_under_a_resting_mouse(qtbot, window, monk
     assert "source: 38 HU" in window.value_label.text()
     source.step(-2)  # the wheel or a key: the mouse stays where it was
     assert "source: 36 HU" in window.value_label.text()
+    open_in_memory(qtbot, window, monkeypatch, dataclasses.replace(ct_scan, voxels=ct_scan.voxels + 500.0), name="other.dcm")
+    assert f"source: {535 + window.source_viewer.index} HU" in window.value_label.text()  # the new scan's value
 
 
 def test_while_converting_a_chosen_window_is_kept_and_the_direction_stays(qtbot, with_tiny_model, monkeypatch, ct_scan):
@@ -931,6 +935,11 @@ def test_leaving_the_window_boxes_without_typing_keeps_a_narrow_window(qtbot, wi
     viewer.width_box.setValue(round(before.width / 2, 4))
     viewer.width_box.editingFinished.emit()
     assert viewer.window.width == pytest.approx(before.width / 2, rel=1e-2)
+    wide = dataclasses.replace(narrow, voxels=(ct_scan.voxels + 1000.0) * 200.0)  # wider than the boxes can show
+    open_in_memory(qtbot, window, monkeypatch, wide, name="wide.nii")
+    before = viewer.window
+    viewer.width_box.editingFinished.emit()
+    assert viewer.window == before and before.width > viewer.width_box.maximum()
 
 
 def test_arrow_keys_in_a_window_box_step_the_value_not_the_slice(qtbot, window, monkeypatch, ct_scan):
@@ -942,6 +951,7 @@ def test_arrow_keys_in_a_window_box_step_the_value_not_the_slice(qtbot, window, 
     qtbot.waitUntil(viewer.width_box.hasFocus, timeout=TIMEOUT_MS)
     qtbot.keyClick(viewer.width_box, Qt.Key.Key_Up)
     assert viewer.index == index and viewer.width_box.value() == pytest.approx(width + 1.0)
+    assert viewer.window.width == pytest.approx(width + 1.0)  # applied at once, not on some later focus change
 
 
 def test_two_series_that_look_alike_can_each_be_chosen(qtbot, monkeypatch):

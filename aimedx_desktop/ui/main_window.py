@@ -396,6 +396,7 @@ class MainWindow(QMainWindow):
         self._show_notes(value.warnings)
         self._update_window_label()
         self._update_state()
+        self._refresh_readout()  # the mouse may rest over the pane the new scan fills
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -782,9 +783,12 @@ class MainWindow(QMainWindow):
 
 
 def _drop_target(paths: list[Path]) -> Path | None:
-    """What a drop opens: the one file or folder dropped, or the folder of several files of one
-    folder (the slices of a series, picked in a file manager); None for a mix of places."""
+    """What a drop opens: the one file or folder dropped, or the folder of several DICOM files of
+    one folder (the slices of a series, picked in a file manager); None otherwise (two NIfTI
+    volumes or photos: their folder may hold anything)."""
     if len(paths) == 1:
         return paths[0]
+    from aimedx_desktop.engine.io.dicom import is_dicom_image_file
+
     folders = {path.parent for path in paths}
-    return folders.pop() if len(folders) == 1 and all(path.is_file() for path in paths) else None
+    return folders.pop() if len(folders) == 1 and all(is_dicom_image_file(path) for path in paths) else None

@@ -109,6 +109,9 @@ class NodesDialog(QDialog):
         self.list.addItems([node.label for node in self.nodes])
         self.list.setCurrentRow(min(row, len(self.nodes) - 1))
         self.remove_button.setEnabled(bool(self.nodes))
+        if not self.nodes:  # the last node removed: its fields must not come back as a node on OK
+            for field in (self.name, self.aet, self.host):
+                field.clear()
 
     def _show(self, row: int) -> None:
         if 0 <= row < len(self.nodes):

@@ -373,7 +373,7 @@ class SliceViewer(QWidget):
     def _boxes_edited(self) -> None:
         """Apply typed values; leaving a box without typing (Tab, a click elsewhere) also ends
         editing, and must not replace the window by its rounded display."""
-        shown = [(box.value(), round(value, box.decimals()))
+        shown = [(box.value(), min(max(round(value, box.decimals()), box.minimum()), box.maximum()))
                  for box, value in ((self.centre_box, self.window.centre), (self.width_box, self.window.width))]
         if all(abs(typed - rounded) < 0.5 * 10.0 ** -self.centre_box.decimals() for typed, rounded in shown):
             return
@@ -464,6 +464,11 @@ class _WindowBox(QDoubleSpinBox):
             event.accept()
             return True
         return super().event(event)
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802
+        """A step (arrow, page key, wheel) applies at once, as a typed value does on Enter."""
+        super().stepBy(steps)
+        self.editingFinished.emit()
 
 
 _BOX_KEYS = frozenset({Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown,
