@@ -213,6 +213,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if (args.record or args.calibrate) and args.model is None:
         raise UserError("--record and --calibrate change a model card: name the model with --model")
+    if args.json is not None and args.json.is_dir():  # before the evaluation, not after it
+        raise UserError(f"--json {args.json}: that is a folder; name a file to write")
     bundle = load_model(args.model)
     if args.calibrate:
         check_calibratable(bundle)  # before the evaluation, not after it

@@ -150,6 +150,12 @@ def test_record_needs_an_explicit_model(tmp_path, capsys):
     assert "--model" in capsys.readouterr().err
 
 
+def test_a_json_path_that_is_a_folder_is_refused_before_evaluating(tmp_path, tiny_bundle_dir, capsys):
+    assert main(["evaluate", "--model", str(tiny_bundle_dir), "--ct", str(tmp_path), "--mr", str(tmp_path), "--json", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "that is a folder; name a file to write" in err and "no CT and MR inputs" not in err
+
+
 def test_calibrating_a_model_without_uncertainty_is_refused_before_evaluating(tmp_path, tiny_bundle_dir, capsys):
     assert main(["evaluate", "--model", str(tiny_bundle_dir), "--ct", str(tmp_path), "--mr", str(tmp_path), "--calibrate"]) == 1
     err = capsys.readouterr().err

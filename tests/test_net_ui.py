@@ -263,3 +263,20 @@ def test_a_retrieve_with_failed_images_says_so_in_a_dialog(window):
     window.net._retrieved(RetrieveReport(Node("PACS", "10.0.0.5", 104), Path("inbox"), 1, 28, 1, 2.0))
     assert window.dialogs.errors == [("Not every image was retrieved", window.dialogs.errors[0][1])]
     assert "1 image(s) failed" in window.dialogs.errors[0][1]
+
+
+def test_a_dotted_patient_id_is_searched_as_a_patient_id(monkeypatch):
+    from aimedx_desktop.engine.net import query
+    from aimedx_desktop.ui import net_jobs
+
+    asked = []
+
+    def find(node, aet, timeout, patient_id="", study_uid="", cancel=None):
+        asked.append((patient_id, study_uid))
+        return []
+
+    monkeypatch.setattr(query, "find", find)
+    node = Node("PACS", "10.0.0.5", 104)
+    net_jobs.search(node, "AIMEDX", "2023.001")
+    net_jobs.search(node, "AIMEDX", "1.2.840.113619.2.55.3")
+    assert asked == [("2023.001", ""), ("", "1.2.840.113619.2.55.3")]

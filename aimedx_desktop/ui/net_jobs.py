@@ -18,7 +18,9 @@ from aimedx_desktop.engine.scan import Scan
 Progress = Callable[[int, int], None]
 VERIFY_TIMEOUT = 5.0
 """Seconds a Verify (C-ECHO) waits: the user is looking at the dialog."""
-_UID = re.compile(r"[0-9]+(\.[0-9]+)+")
+_UID = re.compile(r"[0-9]+(\.[0-9]+){3,}")
+"""A study UID as the search box takes it: four or more numbers joined by dots (real UIDs have
+many more); "2023.001" is a patient ID."""
 
 
 def send_synthetic(
