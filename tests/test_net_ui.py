@@ -187,6 +187,7 @@ def test_about_and_first_start_say_when_the_network_is_used(window, dialogs):
     window.show_about()
     for text in (dialogs.infos[-1][1], FIRST_START_NOTICE):
         assert "opens no network connection unless you configure a DICOM node" in text
+    assert "(BSD 2-Clause)" in dialogs.infos[-1][1] and "(MIT)" in dialogs.infos[-1][1]  # the samples it opens
     assert [a.text() for a in window.menuBar().actions()[0].menu().actions() if "PACS" in a.text()] == ["&Send synthetic to PACS…"]
 
 

@@ -44,7 +44,10 @@ FIRST_START_NOTICE = (
 ABOUT_TEXT = (
     "Offline MR↔CT synthesis with a CycleGAN.\n\n"
     "Privacy: everything runs on this computer. No telemetry, no uploads. "
-    f"{NETWORK_STATEMENT}\n\n{RESEARCH_USE_STATEMENT}"
+    f"{NETWORK_STATEMENT}\n\n{RESEARCH_USE_STATEMENT}\n\n"
+    "Bundled samples: a head CT from the dcm_qa_ct validation set (BSD 2-Clause) and a T2 brain MR from "
+    "VolumeRenderingData (MIT); their licence texts lie beside them in the samples folder. The models' "
+    "licences and training data are in their model cards (Model → Show model card)."
 )
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 """DICOM files may have any name; these are the usual suffixes ("All files" offers the rest)."""
