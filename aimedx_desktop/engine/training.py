@@ -43,7 +43,7 @@ from aimedx_desktop.engine.datasets import (
 from aimedx_desktop.engine.errors import UserError, first_line
 from aimedx_desktop.engine.evaluation import evaluate, record_in_card
 from aimedx_desktop.engine.intensity import CTContract, IntensityContract, MRContract
-from aimedx_desktop.engine.io.atomic import remove_leftovers, staged_files
+from aimedx_desktop.engine.io.atomic import remove_leftovers, replace_file
 from aimedx_desktop.engine.networks import UPSAMPLING, GeneratorConfig, PatchDiscriminator, build_generator, init_weights
 from aimedx_desktop.engine.scan import Modality
 from aimedx_desktop.engine.cancel import CancelToken
@@ -216,14 +216,6 @@ class TrainConfig:
     @property
     def total_epochs(self) -> int:
         return self.epochs + self.epochs_decay
-
-
-def _replace(target: Path, write: Callable[[Path], None]) -> None:
-    """Write `target` all or nothing (engine.io.atomic): an interrupted or failed write leaves
-    the previous file as it was, and no temporary file behind."""
-    with staged_files() as staged:
-        staged.stage(target, write)
-        staged.commit(overwrite=True)
 
 
 def _save_state(state: dict[str, Any], path: Path) -> None:
@@ -609,7 +601,7 @@ class Trainer:
                 writer.writeheader()
                 writer.writerows(self.history)
 
-        _replace(self.out / LOSSES_NAME, write)
+        replace_file(self.out / LOSSES_NAME, write)
 
     @torch.no_grad()
     def _write_samples(self, dataset: TrainingSlices) -> None:
@@ -649,7 +641,7 @@ class Trainer:
         """Atomic: write a temporary file, then rename over the previous checkpoint."""
         target = self.out / CHECKPOINT_NAME
         state = self.checkpoint_state()
-        _replace(target, lambda path: _save_state(state, path))
+        replace_file(target, lambda path: _save_state(state, path))
         return target
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:

@@ -137,12 +137,18 @@ def staged_files() -> Iterator[StagedFiles]:
         raise
 
 
+def replace_file(final: Path, write: Callable[[Path], None]) -> None:
+    """One file `final` written by write(temporary_path), all or nothing: an interrupted or
+    failed write leaves the previous file as it was, and no temporary file behind."""
+    with staged_files() as staged:
+        staged.stage(final, write)
+        staged.commit(overwrite=True)
+
+
 def write_text(path: Path, text: str) -> None:
     """`text` into the file `path` (UTF-8), all or nothing; ExportError naming it on failure."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with staged_files() as staged:
-            staged.stage(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
-            staged.commit(overwrite=True)
+        replace_file(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
     except OSError as error:
         raise ExportError(f"cannot write {path}: {os_error_reason(error)}") from None
