@@ -18,8 +18,7 @@ from aimedx_desktop.engine.scan import Modality, Scan
 def run_convert(args: argparse.Namespace) -> int:
     from aimedx_desktop.engine.intensity import prepare_source
     from aimedx_desktop.engine.io import read_scan
-    from aimedx_desktop.engine.io.dicom_writer import burned_in_annotation
-    from aimedx_desktop.engine.io.export import export_scan, refuse_burned_in
+    from aimedx_desktop.engine.io.export import check_deidentifiable, export_scan
     from aimedx_desktop.engine.io.output import check_output
     from aimedx_desktop.engine.translator import Translator
 
@@ -33,8 +32,7 @@ def run_convert(args: argparse.Namespace) -> int:
     scan = prepare_source(source_as_target_allows(scan, target, args), bundle.contract)
     for warning in scan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if args.deidentify and args.format == "dicom" and burned_in_annotation(scan) == "YES":
-        refuse_burned_in()  # before the translation, which takes minutes
+    check_deidentifiable(scan, args.format, args.deidentify)  # before the translation, which takes minutes
     if args.uncertainty and not bundle.has_uncertainty:
         raise UserError(f"--uncertainty: the model {bundle.name} {bundle.version} gives no uncertainty map")
     target_like = dataclasses.replace(scan, modality=target)

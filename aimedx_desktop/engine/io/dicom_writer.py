@@ -269,7 +269,7 @@ def _source_frames(scan: Scan) -> list[int | None]:
 def burned_in_annotation(scan: Scan) -> str | None:
     """"YES" when a source slice has text burned into its pixels (the model can reproduce it),
     "NO" when every source slice says it has none, None when the sources do not say."""
-    stated = {str(header.get("BurnedInAnnotation", "")).upper() for header in scan.dicom_headers or [None] if header}
+    stated = {str(header.get("BurnedInAnnotation", "")).upper() for header in scan.dicom_headers or [] if header is not None}
     if "YES" in stated:
         return "YES"
     return "NO" if stated == {"NO"} else None

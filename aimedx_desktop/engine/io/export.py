@@ -74,8 +74,7 @@ def export_scan(
     window = window if window is not None else default_window(scan)
     if not window[1] > 0:
         raise ExportError(f"the window width must be positive, not {window[1]:g}")
-    if deidentify and fmt == "dicom" and burned_in_annotation(scan) == "YES":
-        refuse_burned_in()
+    check_deidentifiable(scan, fmt, deidentify)
     series = exported_series(scan, uncertainty)
     out_dir = Path(out_dir)
     check_output(scan, out_dir, fmt, overwrite, bits, uncertainty)
@@ -108,13 +107,15 @@ def export_scan(
         raise ExportError(f"cannot write {error.filename or current}: {os_error_reason(error)}") from None
 
 
-def refuse_burned_in() -> None:
-    """ExportError: a source with burned-in text cannot give a clean de-identified series."""
-    raise ExportError(
-        "the source images are marked as holding burned-in annotation (text in the pixels, which may name "
-        "the patient and which the synthetic image can reproduce): a de-identified export would not be clean; "
-        "export without de-identifying, or remove the text from the source first"
-    )
+def check_deidentifiable(scan: Scan, fmt: str, deidentify: bool) -> None:
+    """ExportError when a de-identified DICOM export was asked of `scan` (or of the source it will
+    be made from) and its sources hold burned-in text, which the synthetic image can reproduce."""
+    if deidentify and fmt == "dicom" and burned_in_annotation(scan) == "YES":
+        raise ExportError(
+            "the source images are marked as holding burned-in annotation (text in the pixels, which may name "
+            "the patient and which the synthetic image can reproduce): a de-identified export would not be clean; "
+            "export without de-identifying, or remove the text from the source first"
+        )
 
 
 def _writer(
