@@ -157,15 +157,24 @@ def is_display_windowed_ct(scan: Scan) -> bool:
 
     Not so for the app's own PNG exports, whose text chunks give physical units back on read.
     """
-    from aimedx_desktop.engine.io.raster import CALIBRATED, RASTER_FORMATS  # imported late: pulls in pydicom
-
     return (
-        scan.modality is Modality.CT
-        and scan.provenance.source_format in RASTER_FORMATS
-        and CALIBRATED not in scan.provenance.notes
-        and not scan.provenance.synthetic
+        _uncalibrated_raster_ct(scan)
         and float(scan.voxels.max(initial=0.0)) <= 255.0
         and float(scan.voxels.min(initial=0.0)) >= 0.0
+    )
+
+
+def _uncalibrated_raster_ct(scan: Scan) -> bool:
+    """A CT read from a raster image that is not one of the app's own calibrated exports: nothing
+    in the file says what its values are in HU."""
+    from aimedx_desktop.engine.io.raster import CALIBRATED, RASTER_FORMATS  # imported late: pulls in pydicom
+
+    provenance = scan.provenance
+    return (
+        scan.modality is Modality.CT
+        and provenance.source_format in RASTER_FORMATS
+        and CALIBRATED not in provenance.notes
+        and not provenance.synthetic
     )
 
 
@@ -189,6 +198,13 @@ WINDOW_SAMPLES = 250_000
 """Percentiles are estimated on at most this many voxels: fast enough for a UI thread."""
 
 
+def regular_sample(values: np.ndarray) -> np.ndarray:
+    """Every n-th value of `values`, at most about WINDOW_SAMPLES of them (a view, no copy, for
+    contiguous data): enough for percentiles, quick for a UI thread on a 500-slice volume."""
+    flat = np.asarray(values).reshape(-1)
+    return flat[:: max(1, flat.size // WINDOW_SAMPLES)]
+
+
 def display_window(
     voxels: np.ndarray, ct_in_hu: bool, suggested: tuple[float, float] | None = None
 ) -> tuple[float, float]:
@@ -202,8 +218,7 @@ def display_window(
         return float(suggested[0]), float(suggested[1])
     if ct_in_hu:
         return CT_DEFAULT_WINDOW
-    flat = np.asarray(voxels).reshape(-1)
-    sample = flat[:: max(1, flat.size // WINDOW_SAMPLES)]
+    sample = regular_sample(voxels)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.5, 1.0
@@ -240,15 +255,7 @@ def prepare_source(scan: Scan, contract: IntensityContract) -> Scan:
 def _raster_ct_note(scan: Scan) -> str | None:
     """What to know about a CT read from a raster image beyond 8 bits: its values are taken as HU
     as they are, and many tools store HU + 1024 in an unsigned 16-bit image."""
-    from aimedx_desktop.engine.io.raster import CALIBRATED, RASTER_FORMATS  # imported late: pulls in pydicom
-
-    provenance = scan.provenance
-    if (
-        scan.modality is not Modality.CT
-        or provenance.source_format not in RASTER_FORMATS
-        or CALIBRATED in provenance.notes
-        or provenance.synthetic
-    ):
+    if not _uncalibrated_raster_ct(scan):
         return None
     lowest = float(scan.voxels.min())
     note = "CT values of a raster image taken as HU as stored (the image has no rescale)"

@@ -13,7 +13,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-from aimedx_desktop.engine.intensity import WINDOW_SAMPLES
+from aimedx_desktop.engine.intensity import regular_sample
 
 COLOUR_MAP = "inferno"
 """Perceptually uniform and readable for colour-blind users; dark = confident, bright = unsure."""
@@ -132,8 +132,7 @@ class MapOverlay:
 def _top_level(values: np.ndarray) -> float:
     """The colour scale's top: the TOP_PERCENTILE of the map's positive values, from a regular
     sample as display_window takes one (the whole of a 500-slice map froze the window for seconds)."""
-    flat = values.reshape(-1)
-    sample = flat[:: max(1, flat.size // WINDOW_SAMPLES)]
+    sample = regular_sample(values)
     speaking = sample[sample > 0]
     top = float(np.percentile(speaking, TOP_PERCENTILE)) if speaking.size else 1.0
     return top if top > 0 else 1.0

@@ -27,8 +27,8 @@ from aimedx_desktop.engine.io._common import (
     rgb_to_gray,
 )
 from aimedx_desktop.engine.io.errors import ScanReadError
-from aimedx_desktop.engine.limits import scan_size_problem
 from aimedx_desktop.engine.io.png_writer import PngCalibration, read_calibration
+from aimedx_desktop.engine.limits import scan_size_problem
 from aimedx_desktop.engine.scan import Geometry, Modality, Provenance, Scan
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
